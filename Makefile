@@ -1,0 +1,47 @@
+# Two commands set everything up on a fresh machine:
+#   make serve   start the service on 127.0.0.1:$(PORT) (default 8000)
+#   make test    run the whole test suite
+# Both create .venv and install the locked requirements on first use.
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PORT ?= 8000
+export PORT
+
+.PHONY: serve test lint openapi fixtures lock clean
+
+$(BIN)/.installed: requirements/dev.txt service/pyproject.toml client/pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip==26.3
+	$(BIN)/python -m pip install --quiet -r requirements/dev.txt
+	$(BIN)/python -m pip install --quiet --no-deps -e service -e client
+	touch $@
+
+serve: $(BIN)/.installed
+	$(BIN)/gunicorn --config service/gunicorn.conf.py initlab.web.wsgi:app
+
+test: $(BIN)/.installed
+	$(BIN)/python -m pytest
+
+lint: $(BIN)/.installed
+	$(BIN)/ruff check service client tests tools
+	$(BIN)/ruff format --check service client tests tools
+
+# Regenerate openapi.yaml from the marshmallow schemas (a test fails when it drifts).
+openapi: $(BIN)/.installed
+	$(BIN)/python -m initlab.web.openapi > openapi.yaml
+
+# Regenerate tests/fixtures/reference from PyTorch, Keras and JAX themselves.
+# Needs the optional reference libraries: see tools/README.md.
+fixtures:
+	$(MAKE) -C tools fixtures
+
+lock:
+	rm -rf .venv-lock && $(PYTHON) -m venv .venv-lock
+	.venv-lock/bin/pip install --quiet -r requirements/dev.in
+	(echo "# Locked from dev.in with pip freeze; regenerate with: make lock"; .venv-lock/bin/pip freeze) > requirements/dev.txt
+	rm -rf .venv-lock
+
+clean:
+	rm -rf $(VENV)
