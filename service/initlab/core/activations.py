@@ -14,10 +14,19 @@ with :func:`make_activation`, which checks the name and the parameters.
 
 from __future__ import annotations
 
+import decimal
 import difflib
+import functools
 import math
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Literal, NamedTuple
+
+import numpy as np
+from numpy.polynomial.hermite_e import hermegauss
+from numpy.polynomial.legendre import leggauss
+from numpy.typing import ArrayLike
 
 from initlab.core.errors import FieldProblem, InvalidInput
 from initlab.core.types import Activation
@@ -178,3 +187,712 @@ def _parameter_problem(name: str, key: object, value: object) -> FieldProblem | 
         )
 
     return None
+
+
+# --- the functions and their derivatives -----------------------------------
+#
+# Every formula is written once. ``phi`` and ``phi_prime`` dispatch on the name;
+# the derivative at a kink is the one PyTorch's autograd uses (ReLU: 0,
+# leaky ReLU: the slope, ELU/SELU: the left-hand value).
+
+SELU_ALPHA = 1.6732632423543772848170429916717
+SELU_SCALE = 1.0507009873554804934193349852946
+GELU_TANH_CUBIC = 0.044715
+_SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
+_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
+_erfc = np.vectorize(math.erfc, otypes=[float])
+
+
+def _identity(x: np.ndarray) -> np.ndarray:
+    """φ(x) = x; φ'(x) = 1 (PyTorch 2.13 calculate_gain calls it 'linear')."""
+    return x.copy()
+
+
+def _identity_derivative(x: np.ndarray) -> np.ndarray:
+    """φ'(x) = 1."""
+    return np.ones_like(x)
+
+
+def _relu(x: np.ndarray) -> np.ndarray:
+    """φ(x) = max(x, 0) (Nair & Hinton 2010; PyTorch 2.13 torch.nn.ReLU)."""
+    return np.maximum(x, 0.0)
+
+
+def _relu_derivative(x: np.ndarray) -> np.ndarray:
+    """φ'(x) = 1 for x > 0, else 0 (PyTorch 2.13 autograd takes 0 at x = 0)."""
+    return np.where(x > 0, 1.0, 0.0)
+
+
+def _leaky_relu(x: np.ndarray, negative_slope: float) -> np.ndarray:
+    """φ(x) = x for x > 0, else s·x (Maas, Hannun & Ng 2013; torch.nn.LeakyReLU)."""
+    return np.where(x > 0, x, negative_slope * x)
+
+
+def _leaky_relu_derivative(x: np.ndarray, negative_slope: float) -> np.ndarray:
+    """φ'(x) = 1 for x > 0, else s (PyTorch 2.13 takes s at x = 0)."""
+    return np.where(x > 0, 1.0, negative_slope)
+
+
+def _elu(x: np.ndarray, alpha: float) -> np.ndarray:
+    """φ(x) = x for x > 0, else α(eˣ − 1).
+
+    Clevert, Unterthiner & Hochreiter 2016, "Fast and Accurate Deep Network
+    Learning by Exponential Linear Units" (arXiv 1511.07289); PyTorch 2.13
+    torch.nn.ELU.
+    """
+    return np.where(x > 0, x, alpha * np.expm1(np.minimum(x, 0.0)))
+
+
+def _elu_derivative(x: np.ndarray, alpha: float) -> np.ndarray:
+    """φ'(x) = 1 for x > 0, else α·eˣ (PyTorch 2.13 takes α at x = 0)."""
+    return np.where(x > 0, 1.0, alpha * np.exp(np.minimum(x, 0.0)))
+
+
+def _selu(x: np.ndarray) -> np.ndarray:
+    """φ(x) = λ·ELU_α(x) with α ≈ 1.6733, λ ≈ 1.0507.
+
+    Klambauer, Unterthiner, Mayr & Hochreiter 2017, "Self-Normalizing Neural
+    Networks" (arXiv 1706.02515), the constants that make (mean 0, variance 1)
+    a fixed point; digits as in PyTorch 2.13 torch.nn.SELU.
+    """
+    return SELU_SCALE * _elu(x, SELU_ALPHA)
+
+
+def _selu_derivative(x: np.ndarray) -> np.ndarray:
+    """φ'(x) = λ for x > 0, else λα·eˣ."""
+    return SELU_SCALE * _elu_derivative(x, SELU_ALPHA)
+
+
+def _standard_normal_cdf(x: np.ndarray) -> np.ndarray:
+    """Φ(x) = erfc(−x/√2)/2, written with erfc so the left tail keeps its digits."""
+    return 0.5 * _erfc(-x / math.sqrt(2.0))
+
+
+def _gelu(x: np.ndarray) -> np.ndarray:
+    """φ(x) = x·Φ(x), the exact (erf) form.
+
+    Hendrycks & Gimpel 2016, "Gaussian Error Linear Units (GELUs)" (arXiv
+    1606.08415), section 2; PyTorch 2.13 torch.nn.GELU(approximate='none').
+    """
+    return x * _standard_normal_cdf(x)
+
+
+def _gelu_derivative(x: np.ndarray) -> np.ndarray:
+    """φ'(x) = Φ(x) + x·e^{−x²/2}/√(2π)."""
+    return _standard_normal_cdf(x) + x * np.exp(-0.5 * x * x) * _INV_SQRT_2PI
+
+
+def _gelu_tanh_argument(x: np.ndarray) -> np.ndarray:
+    """u(x) = √(2/π)·(x + 0.044715·x³), the argument of the tanh approximation."""
+    return _SQRT_2_OVER_PI * (x + GELU_TANH_CUBIC * x**3)
+
+
+def _gelu_tanh(x: np.ndarray) -> np.ndarray:
+    """φ(x) = x·(1 + tanh u)/2 = x·σ(2u), u = √(2/π)(x + 0.044715x³).
+
+    Hendrycks & Gimpel 2016 (arXiv 1606.08415), section 2, the tanh
+    approximation; PyTorch 2.13 torch.nn.GELU(approximate='tanh'). The σ(2u)
+    form is the same function without the cancellation of 1 + tanh u for x < 0.
+    """
+    return x * _sigmoid(2.0 * _gelu_tanh_argument(x))
+
+
+def _gelu_tanh_derivative(x: np.ndarray) -> np.ndarray:
+    """φ'(x) = σ(2u) + x·σ(2u)σ(−2u)·2√(2/π)(1 + 3·0.044715x²)."""
+    gate = _sigmoid(2.0 * _gelu_tanh_argument(x))
+    slope = 2.0 * _SQRT_2_OVER_PI * (1.0 + 3.0 * GELU_TANH_CUBIC * x * x)
+    return gate + x * _sigmoid_derivative(2.0 * _gelu_tanh_argument(x)) * slope
+
+
+def _silu(x: np.ndarray) -> np.ndarray:
+    """φ(x) = x·σ(x).
+
+    Elfwing, Uchibe & Doya 2018, "Sigmoid-Weighted Linear Units for Neural
+    Network Function Approximation in Reinforcement Learning" (arXiv
+    1702.03118); PyTorch 2.13 torch.nn.SiLU.
+    """
+    return x * _sigmoid(x)
+
+
+def _silu_derivative(x: np.ndarray) -> np.ndarray:
+    """φ'(x) = σ(x) + x·σ(x)σ(−x)."""
+    return _sigmoid(x) + x * _sigmoid_derivative(x)
+
+
+def _mish(x: np.ndarray) -> np.ndarray:
+    """φ(x) = x·tanh(softplus(x)).
+
+    Misra 2019, "Mish: A Self Regularized Non-Monotonic Activation Function"
+    (arXiv 1908.08681); PyTorch 2.13 torch.nn.Mish.
+    """
+    return x * np.tanh(_softplus(x, 1.0))
+
+
+def _mish_derivative(x: np.ndarray) -> np.ndarray:
+    """φ'(x) = tanh(sp(x)) + x·sech²(sp(x))·σ(x), sp = softplus."""
+    softplus = _softplus(x, 1.0)
+    return np.tanh(softplus) + x * _tanh_derivative(softplus) * _sigmoid(x)
+
+
+def _tanh(x: np.ndarray) -> np.ndarray:
+    """φ(x) = tanh x (PyTorch 2.13 torch.tanh)."""
+    return np.tanh(x)
+
+
+def _tanh_derivative(x: np.ndarray) -> np.ndarray:
+    """φ'(x) = sech²x = 4e^{−2|x|}/(1 + e^{−2|x|})², accurate in the tails."""
+    decay = np.exp(-2.0 * np.abs(x))
+    return 4.0 * decay / (1.0 + decay) ** 2
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    """σ(x) = 1/(1 + e^{−x}), as e^{x}/(1 + e^{x}) for x < 0 (torch.sigmoid)."""
+    decay = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1.0 / (1.0 + decay), decay / (1.0 + decay))
+
+
+def _sigmoid_derivative(x: np.ndarray) -> np.ndarray:
+    """σ'(x) = σ(x)·σ(−x)."""
+    return _sigmoid(x) * _sigmoid(-x)
+
+
+def _softplus(x: np.ndarray, beta: float) -> np.ndarray:
+    """φ(x) = log(1 + e^{βx})/β.
+
+    Dugas et al. 2001, "Incorporating Second-Order Functional Knowledge for
+    Better Option Pricing"; PyTorch 2.13 torch.nn.Softplus(beta), without its
+    switch to x above βx > 20 (a change below e^{−20}/β).
+    """
+    return np.logaddexp(0.0, beta * x) / beta
+
+
+def _softplus_derivative(x: np.ndarray, beta: float) -> np.ndarray:
+    """φ'(x) = σ(βx)."""
+    return _sigmoid(beta * x)
+
+
+def _softsign(x: np.ndarray) -> np.ndarray:
+    """φ(x) = x/(1 + |x|) (the softsign of Glorot & Bengio 2010; torch.nn.Softsign)."""
+    return x / (1.0 + np.abs(x))
+
+
+def _softsign_derivative(x: np.ndarray) -> np.ndarray:
+    """φ'(x) = 1/(1 + |x|)²."""
+    return 1.0 / (1.0 + np.abs(x)) ** 2
+
+
+_Formula = Callable[..., np.ndarray]
+_FORMULAS: dict[str, tuple[_Formula, _Formula]] = {
+    "identity": (_identity, _identity_derivative),
+    "relu": (_relu, _relu_derivative),
+    "leaky_relu": (_leaky_relu, _leaky_relu_derivative),
+    "elu": (_elu, _elu_derivative),
+    "selu": (_selu, _selu_derivative),
+    "gelu": (_gelu, _gelu_derivative),
+    "gelu_tanh": (_gelu_tanh, _gelu_tanh_derivative),
+    "silu": (_silu, _silu_derivative),
+    "mish": (_mish, _mish_derivative),
+    "tanh": (_tanh, _tanh_derivative),
+    "sigmoid": (_sigmoid, _sigmoid_derivative),
+    "softplus": (_softplus, _softplus_derivative),
+    "softsign": (_softsign, _softsign_derivative),
+}
+
+# Points where φ or φ' is not smooth; quadrature splits the line there.
+_KINKS: dict[str, tuple[float, ...]] = {
+    "relu": (0.0,),
+    "leaky_relu": (0.0,),
+    "elu": (0.0,),
+    "selu": (0.0,),
+    "softsign": (0.0,),
+}
+
+
+def phi(act: Activation, x: ArrayLike) -> np.ndarray:
+    """φ(x) elementwise, as a float64 array of x's shape."""
+    formula, _ = _formulas(act)
+    return formula(np.asarray(x, dtype=float), **_parameters(act))
+
+
+def phi_prime(act: Activation, x: ArrayLike) -> np.ndarray:
+    """φ'(x) elementwise, as a float64 array of x's shape."""
+    _, derivative = _formulas(act)
+    return derivative(np.asarray(x, dtype=float), **_parameters(act))
+
+
+def is_positively_homogeneous(act: Activation) -> bool:
+    """Whether φ(c·x) = c·φ(x) for every c > 0 (identity and the ReLU family).
+
+    For these E[φ(√q z)²] = q·E[φ(z)²] and E[φ'²] does not depend on q, so one
+    gain keeps both the forward and the backward second moment (He et al. 2015,
+    "Delving Deep into Rectifiers", arXiv 1502.01852, section 2.2).
+    """
+    return act.name in ("identity", "relu", "leaky_relu")
+
+
+def _formulas(act: Activation) -> tuple[_Formula, _Formula]:
+    if act.name not in _FORMULAS:
+        raise InvalidInput.at(
+            ("name",),
+            _unknown_name_message(act.name),
+            value=act.name,
+            allowed=", ".join(ACTIVATION_NAMES),
+        )
+
+    return _FORMULAS[act.name]
+
+
+def _parameters(act: Activation) -> dict[str, float]:
+    defaults = ACTIVATION_PARAMETERS[act.name]
+    return {key: float(act.param(key, default)) for key, default in defaults.items()}
+
+
+# --- Gaussian expectations --------------------------------------------------
+
+EXPECTATION_TOLERANCE = 1e-14
+_HERMITE_NODE_COUNTS = (16, 32, 64, 128, 256)
+_LEGENDRE_NODE_COUNT = 20
+_TAIL = 40.0
+_MAX_BISECTIONS = 60
+_PANEL_EDGES = (
+    -_TAIL,
+    -16.0,
+    -8.0,
+    -4.0,
+    -2.0,
+    -1.0,
+    0.0,
+    1.0,
+    2.0,
+    4.0,
+    8.0,
+    16.0,
+    _TAIL,
+)
+_MAX_Q = 1e12
+
+QuadratureMethod = Literal["closed_form", "gauss_hermite", "adaptive_gauss_legendre"]
+
+
+def gaussian_expectation(
+    f: Callable[[np.ndarray], ArrayLike],
+    q: float = 1.0,
+    *,
+    breakpoints: Sequence[float] = (),
+) -> float:
+    """E f(√q·z) for z ~ N(0, 1), to a relative accuracy of about 1e-14.
+
+    E f(√q z) = (2π)^{−1/2} ∫ f(√q z) e^{−z²/2} dz. Without ``breakpoints``,
+    Gauss–Hermite quadrature for the weight e^{−z²/2} (numpy's hermegauss) with
+    an even number of nodes, so no node sits on a kink at 0, doubled from 16
+    to 256 until two successive rules agree to 1e-14 of E|f|. ``breakpoints``
+    (in the units of f's argument) mark where f or its derivative jumps; then,
+    or when Gauss–Hermite has not converged, adaptive Gauss–Legendre on
+    |z| ≤ 40 split at those points (the mass beyond 40 is e^{−800}). The
+    method follows Poole et al. 2016 (arXiv 1606.05340), appendix; see
+    signal-propagation.md "Evaluating expectations".
+
+    ``f`` must accept a float64 array and return values of the same shape.
+    ``q`` must lie in (0, 1e12].
+    """
+    value, _ = _expectation(f, q, tuple(breakpoints))
+    return value
+
+
+def _expectation(
+    f: Callable[[np.ndarray], ArrayLike], q: float, breakpoints: tuple[float, ...]
+) -> tuple[float, QuadratureMethod]:
+    _check_q(q)
+    root_q = math.sqrt(q)
+
+    def integrand(z: np.ndarray) -> np.ndarray:
+        return np.broadcast_to(np.asarray(f(root_q * z), dtype=float), z.shape)
+
+    if not breakpoints:
+        value = _gauss_hermite(integrand)
+        if value is not None:
+            return value, "gauss_hermite"
+
+    cuts = {b / root_q for b in breakpoints if abs(b / root_q) < _TAIL}
+    edges = np.array(sorted({*_PANEL_EDGES, *cuts}))
+    return _adaptive_gauss_legendre(integrand, edges), "adaptive_gauss_legendre"
+
+
+def _check_q(q: float) -> None:
+    is_number = isinstance(q, int | float) and not isinstance(q, bool)
+    if not is_number or not math.isfinite(q) or not 0 < q <= _MAX_Q:
+        raise InvalidInput.at(
+            ("q",),
+            f"q, the variance of the pre-activation, must be a number in "
+            f"(0, {_MAX_Q:g}], got {q!r}",
+            value=q,
+            allowed=f"a number in (0, {_MAX_Q:g}]",
+        )
+
+
+@functools.cache
+def _hermite_rule(count: int) -> tuple[np.ndarray, np.ndarray]:
+    """Nodes and weights for E f(z), z ~ N(0, 1): hermegauss with weights / √(2π)."""
+    nodes, weights = hermegauss(count)
+    return nodes, weights / math.sqrt(2.0 * math.pi)
+
+
+def _gauss_hermite(integrand: Callable[[np.ndarray], np.ndarray]) -> float | None:
+    """Σ wᵢ f(xᵢ) with n = 16, 32, …, 256 nodes until n and 2n agree; None if not."""
+    previous = None
+    for count in _HERMITE_NODE_COUNTS:
+        nodes, weights = _hermite_rule(count)
+        values = integrand(nodes)
+        estimate = math.fsum(weights * values)
+        magnitude = math.fsum(weights * np.abs(values))
+        if magnitude == 0.0:
+            return 0.0
+        if previous is not None and abs(estimate - previous) <= (
+            EXPECTATION_TOLERANCE * magnitude
+        ):
+            return estimate
+        previous = estimate
+
+    return None
+
+
+@functools.cache
+def _legendre_rule() -> tuple[np.ndarray, np.ndarray]:
+    return leggauss(_LEGENDRE_NODE_COUNT)
+
+
+def _legendre_panels(
+    integrand: Callable[[np.ndarray], np.ndarray], lower: np.ndarray, upper: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """∫ f·pdf and ∫ |f|·pdf over each panel [lowerᵢ, upperᵢ] by Gauss–Legendre."""
+    nodes, weights = _legendre_rule()
+    half = 0.5 * (upper - lower)
+    z = (0.5 * (upper + lower))[:, None] + half[:, None] * nodes
+    values = integrand(z) * np.exp(-0.5 * z * z) * _INV_SQRT_2PI
+    return half * (values @ weights), half * (np.abs(values) @ weights)
+
+
+def _adaptive_gauss_legendre(
+    integrand: Callable[[np.ndarray], np.ndarray], edges: np.ndarray
+) -> float:
+    """∫ f(z)·pdf(z) dz over [edges[0], edges[-1]], bisecting panels until converged.
+
+    A panel is accepted when its two halves agree with the whole to its share
+    (by width) of 1e-14·∫|f|·pdf, or to a few ulps of its own mass; a panel
+    still refining after 60 bisections is accepted as it stands.
+    """
+    lower, upper = edges[:-1], edges[1:]
+    estimate, mass = _legendre_panels(integrand, lower, upper)
+    scale = EXPECTATION_TOLERANCE * math.fsum(mass) / (edges[-1] - edges[0])
+    accepted = []
+    for _ in range(_MAX_BISECTIONS):
+        middle = 0.5 * (lower + upper)
+        left, left_mass = _legendre_panels(integrand, lower, middle)
+        right, right_mass = _legendre_panels(integrand, middle, upper)
+        refined = left + right
+        allowed = scale * (upper - lower) + 16 * np.finfo(float).eps * (
+            left_mass + right_mass
+        )
+        done = np.abs(refined - estimate) <= allowed
+        accepted.append(refined[done])
+
+        pending = ~done
+        lower, upper = (
+            np.concatenate([lower[pending], middle[pending]]),
+            np.concatenate([middle[pending], upper[pending]]),
+        )
+        estimate = np.concatenate([left[pending], right[pending]])
+        if lower.size == 0:
+            break
+    else:
+        accepted.append(estimate)
+
+    return math.fsum(np.concatenate(accepted))
+
+
+# --- moments ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GaussianMoments:
+    """Moments of φ(√q·z) for z ~ N(0, 1).
+
+    ``method`` says how they were obtained: ``closed_form`` (identity and the
+    ReLU family, exact to rounding), ``gauss_hermite``, or
+    ``adaptive_gauss_legendre`` when at least one moment needed the adaptive
+    rule (activations with a kink, or integrands Gauss–Hermite resolves slowly).
+    """
+
+    mean: float
+    second_moment: float
+    variance: float
+    derivative_second_moment: float
+    method: QuadratureMethod
+
+
+class _ExactMoments(NamedTuple):
+    """Closed-form moments held at 50 significant digits, rounded once on output."""
+
+    mean: Decimal
+    second_moment: Decimal
+    variance: Decimal
+    derivative_second_moment: Decimal
+
+    def rounded(self) -> GaussianMoments:
+        return GaussianMoments(
+            float(self.mean),
+            float(self.second_moment),
+            float(self.variance),
+            float(self.derivative_second_moment),
+            "closed_form",
+        )
+
+
+# Closed forms are evaluated in decimal arithmetic at 50 digits and rounded to
+# the nearest float once, so they are exact to the last bit.
+_EXACT = decimal.Context(prec=50)
+_PI = Decimal("3.14159265358979323846264338327950288419716939937510582097494")
+
+
+def _identity_moments(q: float) -> _ExactMoments:
+    """E[√q·z] = 0, E[q·z²] = q, Var = q, E[φ'²] = 1."""
+    return _ExactMoments(Decimal(0), Decimal(q), Decimal(q), Decimal(1))
+
+
+def _leaky_relu_moments(q: float, negative_slope: float) -> _ExactMoments:
+    """Moments of the leaky ReLU with slope s (s = 0 is the ReLU), u = √q·z.
+
+    E[φ(u)] = (1 − s)·√(q/(2π)); E[φ(u)²] = q(1 + s²)/2; E[φ'(u)²] = (1 + s²)/2;
+    Var = q(1 + s²)/2 − (1 − s)²·q/(2π). Half of the Gaussian's mass lies on
+    each side of 0 and E[u; u > 0] = √(q/(2π)) (He et al. 2015, "Delving Deep
+    into Rectifiers", arXiv 1502.01852, section 2.2; Cho & Saul 2009,
+    arc-cosine kernels of degree 0 and 1).
+    """
+    with decimal.localcontext(_EXACT):
+        q_exact, s = Decimal(q), Decimal(negative_slope)
+        mean = (1 - s) * (q_exact / (2 * _PI)).sqrt()
+        second_moment = q_exact * (1 + s * s) / 2
+        variance = second_moment - mean * mean
+        return _ExactMoments(mean, second_moment, variance, (1 + s * s) / 2)
+
+
+def _closed_form_moments(act: Activation, q: float) -> _ExactMoments | None:
+    if act.name == "identity":
+        return _identity_moments(q)
+    if act.name == "relu":
+        return _leaky_relu_moments(q, 0.0)
+    if act.name == "leaky_relu":
+        return _leaky_relu_moments(q, _parameters(act)["negative_slope"])
+
+    return None
+
+
+@functools.lru_cache(maxsize=1024)
+def gaussian_moments(act: Activation, q: float = 1.0) -> GaussianMoments:
+    """E[φ], E[φ²], Var[φ] and E[φ'²] at √q·z, z ~ N(0, 1).
+
+    Closed forms for identity, ReLU and leaky ReLU; every other activation by
+    :func:`gaussian_expectation`, split at its kink where it has one. The
+    variance is integrated as E[(φ − E[φ])²], not subtracted, so it keeps its
+    digits when the mean dominates (sigmoid). Results are cached.
+    """
+    _check_q(q)
+    exact = _closed_form_moments(act, q)
+    if exact is not None:
+        return exact.rounded()
+
+    kinks = _KINKS.get(act.name, ())
+    mean, mean_method = _expectation(lambda x: phi(act, x), q, kinks)
+    second_moment, second_method = _expectation(lambda x: phi(act, x) ** 2, q, kinks)
+    variance, variance_method = _expectation(
+        lambda x: (phi(act, x) - mean) ** 2, q, kinks
+    )
+    derivative_second_moment, derivative_method = _expectation(
+        lambda x: phi_prime(act, x) ** 2, q, kinks
+    )
+    methods = {mean_method, second_method, variance_method, derivative_method}
+    method = (
+        "gauss_hermite" if methods == {"gauss_hermite"} else "adaptive_gauss_legendre"
+    )
+    return GaussianMoments(
+        mean, second_moment, variance, derivative_second_moment, method
+    )
+
+
+# --- gains --------------------------------------------------------------------
+
+
+def pytorch_gain(act: Activation) -> float | None:
+    """PyTorch 2.13 torch.nn.init.calculate_gain(act); None where PyTorch raises.
+
+    identity ('linear') and sigmoid: 1; tanh: 5/3; relu: √2; leaky_relu:
+    √(2/(1 + s²)); selu: 3/4 (chosen empirically by PyTorch, not derived). The
+    arithmetic is PyTorch's own Python float expression, so the result is equal
+    bit for bit. PyTorch raises ValueError for every other activation here.
+    """
+    if act.name in ("identity", "sigmoid"):
+        return 1.0
+    if act.name == "tanh":
+        return 5.0 / 3
+    if act.name == "relu":
+        return math.sqrt(2.0)
+    if act.name == "leaky_relu":
+        negative_slope = _parameters(act)["negative_slope"]
+        return math.sqrt(2.0 / (1 + negative_slope**2))
+    if act.name == "selu":
+        return 3.0 / 4
+
+    return None
+
+
+@functools.lru_cache(maxsize=1024)
+def second_moment_gain(act: Activation) -> float:
+    """g₂ = 1/√E[φ(z)²], z ~ N(0, 1).
+
+    With Var(W) = g₂²/fan_in a layer maps a unit second moment to a unit second
+    moment: the length map q' = σ_w²·E[φ(√q z)²] has q = 1 as fixed point
+    (Poole et al. 2016, arXiv 1606.05340, section 2). For ReLU it is He's √2.
+    """
+    return _reciprocal_sqrt(act, "second_moment")
+
+
+@functools.lru_cache(maxsize=1024)
+def variance_gain(act: Activation) -> float:
+    """g_v = 1/√Var[φ(z)], z ~ N(0, 1).
+
+    The constant γ of scaled activations in Brock, De & Smith 2021,
+    "Characterizing signal propagation to close the performance gap in
+    unnormalized ResNets" (arXiv 2101.08692), section 4: right when a
+    normalisation downstream removes the mean.
+    """
+    return _reciprocal_sqrt(act, "variance")
+
+
+@functools.lru_cache(maxsize=1024)
+def gradient_gain(act: Activation) -> float:
+    """g_b = 1/√E[φ'(z)²], z ~ N(0, 1).
+
+    Sets χ₁ = σ_w²·E[φ'(√q z)²] to 1 at q = 1, so gradients keep their second
+    moment through the backward pass (Schoenholz et al. 2017, "Deep Information
+    Propagation", arXiv 1611.01232, section 3).
+    """
+    return _reciprocal_sqrt(act, "derivative_second_moment")
+
+
+def _reciprocal_sqrt(act: Activation, moment: str) -> float:
+    """1/√m for a moment at q = 1, rounded once (from the exact value when closed)."""
+    exact = _closed_form_moments(act, 1.0)
+    if exact is not None:
+        value = getattr(exact, moment)
+    else:
+        value = Decimal(getattr(gaussian_moments(act), moment))
+    with decimal.localcontext(_EXACT):
+        return float((1 / value).sqrt())
+
+
+# --- the catalogue served by GET /v1/activations -----------------------------
+
+
+@dataclass(frozen=True)
+class ActivationSummary:
+    """Everything the service says about one activation at q = 1."""
+
+    name: str
+    parameters: dict[str, float]
+    pytorch_gain: float | None
+    second_moment_gain: float
+    variance_gain: float
+    gradient_gain: float
+    mean: float
+    second_moment: float
+    derivative_second_moment: float
+    method: QuadratureMethod
+    notes: tuple[str, ...] = field(default=())
+
+    def as_dict(self) -> dict:
+        """A fresh JSON-ready dict (the summary itself is cached and shared)."""
+        return {
+            "name": self.name,
+            "parameters": dict(self.parameters),
+            "pytorch_gain": self.pytorch_gain,
+            "second_moment_gain": self.second_moment_gain,
+            "variance_gain": self.variance_gain,
+            "gradient_gain": self.gradient_gain,
+            "mean": self.mean,
+            "second_moment": self.second_moment,
+            "derivative_second_moment": self.derivative_second_moment,
+            "method": self.method,
+            "notes": list(self.notes),
+        }
+
+
+@functools.lru_cache(maxsize=256)
+def describe_activation(act: Activation) -> ActivationSummary:
+    """Gains and moments of ``act`` at q = 1, with notes on how to use them. Cached."""
+    moments = gaussian_moments(act)
+    return ActivationSummary(
+        name=act.name,
+        parameters=_parameters(act),
+        pytorch_gain=pytorch_gain(act),
+        second_moment_gain=second_moment_gain(act),
+        variance_gain=variance_gain(act),
+        gradient_gain=gradient_gain(act),
+        mean=moments.mean,
+        second_moment=moments.second_moment,
+        derivative_second_moment=moments.derivative_second_moment,
+        method=moments.method,
+        notes=_notes(act),
+    )
+
+
+@functools.cache
+def activation_catalogue() -> tuple[ActivationSummary, ...]:
+    """:func:`describe_activation` for every activation with default parameters."""
+    return tuple(
+        describe_activation(make_activation(name)) for name in ACTIVATION_NAMES
+    )
+
+
+def _notes(act: Activation) -> tuple[str, ...]:
+    g2 = second_moment_gain(act)
+    notes = []
+    if pytorch_gain(act) is None:
+        notes.append(
+            f"PyTorch's calculate_gain raises for {act.name}; use second_moment_gain "
+            f"({g2:.6f}) for fan_in schemes"
+        )
+    if act.name == "tanh":
+        notes.append(
+            f"PyTorch's 5/3 is above the second-moment gain {g2:.6f}: deep tanh "
+            "networks initialised with it sit in the chaotic phase (χ₁ > 1, "
+            "Schoenholz et al. 2017), so gradients grow with depth"
+        )
+    if act.name == "selu":
+        notes.append(
+            "PyTorch's 3/4 was chosen empirically for stabler gradients; a "
+            "self-normalising network (Klambauer et al. 2017) wants gain 1 with "
+            "fan_in, i.e. LeCun normal (std 1/√fan_in)"
+        )
+    if act.name == "sigmoid":
+        notes.append(
+            f"PyTorch's gain is 1, but E[σ(z)²] = {1 / g2**2:.6f}: keeping the "
+            f"second moment needs {g2:.6f}, and the mean 1/2 dominates it"
+        )
+    if act.name == "softplus":
+        notes.append(
+            "moments use log(1 + e^{βx})/β exactly; PyTorch's Softplus returns x "
+            "where βx > 20, which changes them by less than e^{−20}/β"
+        )
+    if is_positively_homogeneous(act):
+        notes.append(
+            "positively homogeneous: the same gain keeps the forward and the "
+            "backward second moment"
+        )
+    else:
+        notes.append(
+            f"not positively homogeneous: the forward gain ({g2:.6f}) and the "
+            f"backward gain gradient_gain ({gradient_gain(act):.6f}) differ; pick "
+            "the pass to preserve"
+        )
+
+    return tuple(notes)
