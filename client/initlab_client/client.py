@@ -1,0 +1,258 @@
+"""The HTTP client of the initlab service.
+
+One :class:`Client` holds one ``requests.Session`` (connection reuse) and
+turns each endpoint into a method returning typed results. Every failure
+leaves as an :mod:`initlab_client.errors` exception; ``requests``' own
+exceptions are translated in exactly one place, :meth:`Client._send`.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import urlsplit
+
+import requests
+
+from ._version import __version__
+from .errors import (
+    APIError,
+    ConnectionError,
+    InitlabError,
+    InvalidResponse,
+    Timeout,
+    api_error_class,
+    field_errors,
+)
+from .models import (
+    ActivationInfo,
+    Recommendations,
+    SchemeInfo,
+    list_member,
+)
+
+BASE_URL_ENV = "INITLAB_URL"
+DEFAULT_BASE_URL = "http://127.0.0.1:8000"
+# (connect, read) in seconds. The connect value sits just above a multiple of
+# 3 s, TCP's initial retransmission window; the read value matches the
+# service's own worker timeout.
+DEFAULT_TIMEOUT = (3.05, 60)
+
+Result = TypeVar("Result")
+
+if TYPE_CHECKING:
+    # Kept out of run time so that the client still imports on Python 3.9.
+    TimeoutValue = float | tuple[float, float] | None
+
+
+def user_agent() -> str:
+    """``initlab-client/<version> requests/<version> python/<version>``."""
+    return (
+        f"initlab-client/{__version__} requests/{requests.__version__}"
+        f" python/{platform.python_version()}"
+    )
+
+
+class Client:
+    """A client of one initlab service.
+
+    ``base_url`` is taken from the argument, else the ``INITLAB_URL``
+    environment variable, else ``http://127.0.0.1:8000``; it may carry a path
+    prefix (``https://example.org/initlab``). ``timeout`` is handed to
+    ``requests``: seconds, or a ``(connect, read)`` pair. A ``session`` passed
+    in is used as is and left open by :meth:`close`; otherwise the client
+    makes its own and closes it. Use it as a context manager to close it.
+    Like ``requests.Session``, one client is meant for one thread.
+    """
+
+    def __init__(
+        self,
+        base_url: str | None = None,
+        timeout: TimeoutValue = DEFAULT_TIMEOUT,
+        session: requests.Session | None = None,
+    ):
+        self.base_url = _checked_base_url(base_url)
+        self.timeout = timeout
+        self.user_agent = user_agent()
+        self._owns_session = session is None
+        self.session = requests.Session() if session is None else session
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(base_url={self.base_url!r})"
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the session, unless it was handed in by the caller."""
+        if self._owns_session:
+            self.session.close()
+
+    def recommend(
+        self,
+        spec: Mapping[str, Any],
+        scheme: str | Mapping[str, Any] = "auto",
+        overrides: Mapping[str, str | Mapping[str, Any]] | None = None,
+    ) -> Recommendations:
+        """Per-parameter initialization of ``spec`` under ``scheme``.
+
+        ``spec`` is the architecture as a mapping (see :func:`load_spec` to
+        read one from a file); ``scheme`` a name or ``{"name": ..., option:
+        value}``; ``overrides`` maps globs over parameter or layer names to
+        schemes. Raises :class:`ValidationError` when the spec breaks a rule,
+        with a JSON pointer to each field at fault.
+        """
+        if not isinstance(spec, Mapping):
+            raise TypeError(
+                f"spec must be a mapping with 'dims' and 'layers', got"
+                f" {type(spec).__name__}; load_spec(path) reads one from a file"
+            )
+
+        body: dict[str, Any] = {"spec": dict(spec), "scheme": scheme}
+        if overrides is not None:
+            body["overrides"] = dict(overrides)
+
+        return self._call(
+            "POST", "/v1/recommendations", Recommendations.from_json, json=body
+        )
+
+    def activations(
+        self, name: str | None = None, **params: float
+    ) -> list[ActivationInfo]:
+        """Gains and Gaussian moments of every activation, or of ``name`` alone.
+
+        Keyword arguments set the activation's parameters, as in
+        ``activations("leaky_relu", negative_slope=0.2)``.
+        """
+        query: dict[str, Any] = dict(params)
+        if name is not None:
+            query["name"] = name
+
+        return self._call(
+            "GET",
+            "/v1/activations",
+            lambda data: list_member(ActivationInfo, data, "activations"),
+            params=query,
+        )
+
+    def schemes(self) -> list[SchemeInfo]:
+        """Every initialization scheme the service offers, with options and sources."""
+        return self._call(
+            "GET",
+            "/v1/schemes",
+            lambda data: list_member(SchemeInfo, data, "schemes"),
+        )
+
+    def health(self) -> dict[str, Any]:
+        """The service's ``/healthz`` answer; raises when it is down or unhealthy."""
+        return self._call("GET", "/healthz", _json_object)
+
+    def _call(
+        self,
+        method: str,
+        path: str,
+        build: Callable[[Any], Result],
+        **kwargs: Any,
+    ) -> Result:
+        """Send a request and build the result from its JSON body."""
+        response = self._send(method, path, **kwargs)
+        try:
+            return build(_json_body(response))
+        except InvalidResponse as error:
+            error.response = response
+            raise
+
+    def _send(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        """Send one request; the only place ``requests``' exceptions are translated."""
+        url = self.base_url + path
+        headers = {
+            "User-Agent": self.user_agent,
+            "Accept": "application/json, application/problem+json",
+        }
+        try:
+            response = self.session.request(
+                method, url, headers=headers, timeout=self.timeout, **kwargs
+            )
+        except requests.Timeout as error:
+            # Before ConnectionError: requests' ConnectTimeout is both.
+            raise Timeout(
+                f"{method} {url}: no answer within timeout={self.timeout!r} s"
+            ) from error
+        except requests.ConnectionError as error:
+            raise ConnectionError(
+                f"{method} {url}: cannot reach the service ({error}); is it running,"
+                f" and is the base URL right? (argument or {BASE_URL_ENV})"
+            ) from error
+        except requests.RequestException as error:
+            raise InitlabError(f"{method} {url}: {error}") from error
+
+        if response.status_code >= 400:
+            raise _api_error(response)
+
+        return response
+
+
+def _checked_base_url(base_url: str | None) -> str:
+    source = "base_url"
+    if not base_url:
+        base_url = os.environ.get(BASE_URL_ENV) or DEFAULT_BASE_URL
+        source = BASE_URL_ENV if os.environ.get(BASE_URL_ENV) else "the default"
+
+    parts = urlsplit(base_url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError(
+            f"{source} must be an http(s) URL such as {DEFAULT_BASE_URL!r},"
+            f" got {base_url!r}"
+        )
+
+    return base_url.rstrip("/")
+
+
+def _json_body(response: requests.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError as error:
+        content_type = response.headers.get("Content-Type", "")
+        raise InvalidResponse(
+            f"{response.request.method} {response.url} answered"
+            f" {response.status_code} with a body that is not JSON"
+            f" (Content-Type {content_type!r})",
+            response,
+        ) from error
+
+
+def _json_object(data: Any) -> dict[str, Any]:
+    if not isinstance(data, dict):
+        raise InvalidResponse(f"expected a JSON object, got {type(data).__name__}")
+
+    return data
+
+
+def _api_error(response: requests.Response) -> APIError:
+    """The :class:`APIError` for an error answer, problem+json or not.
+
+    A proxy in front of the service may answer with HTML; then the status and
+    reason are all there is, and the request id comes from ``X-Request-ID``.
+    """
+    try:
+        problem = response.json()
+    except ValueError:
+        problem = None
+    if not isinstance(problem, dict):
+        problem = {}
+
+    error_class = api_error_class(response.status_code)
+    return error_class(
+        status=response.status_code,
+        title=str(problem.get("title") or response.reason or "HTTP error"),
+        detail=problem.get("detail"),
+        type=problem.get("type"),
+        instance=problem.get("instance") or response.headers.get("X-Request-ID"),
+        errors=field_errors(problem.get("errors")),
+        response=response,
+    )

@@ -1,0 +1,151 @@
+"""Every failure the client reports, as one small hierarchy.
+
+``InitlabError`` is the base: catch it to handle anything the client raises.
+Transport failures (``ConnectionError``, ``Timeout``) mean no answer arrived;
+``APIError`` and its subclasses mean the service answered with an error
+status and carry its RFC 9457 problem details; ``InvalidResponse`` means a
+success status arrived with a body this client cannot read.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import requests
+
+
+class InitlabError(Exception):
+    """Base class of every error raised by ``initlab_client``."""
+
+
+class ConnectionError(InitlabError):  # Shadows the builtin, as requests does.
+    """The service could not be reached (refused, DNS failure, reset)."""
+
+
+class Timeout(InitlabError):
+    """The service did not connect or answer within the client's timeout.
+
+    Every initlab computation is a pure function of its request, so retrying
+    is safe; a larger ``timeout`` helps for large specs.
+    """
+
+
+class InvalidResponse(InitlabError):
+    """A success status arrived, but the body is not what this client reads.
+
+    ``response`` is the ``requests.Response`` for inspection.
+    """
+
+    def __init__(self, message: str, response: requests.Response | None = None):
+        super().__init__(message)
+        self.response = response
+
+
+class SpecFileError(InitlabError, ValueError):
+    """A spec file could not be parsed into a JSON object."""
+
+
+@dataclass(frozen=True)
+class FieldError:
+    """One field at fault in a request: a JSON pointer into the body and why."""
+
+    pointer: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.pointer or '/'}: {self.message}"
+
+
+class APIError(InitlabError):
+    """The service answered with an error status.
+
+    The attributes mirror the problem details of the answer: ``status``,
+    ``title``, ``detail``, ``type``, ``instance`` (the request id, also as
+    ``request_id``) and ``errors``, one :class:`FieldError` per field at fault.
+    ``response`` is the ``requests.Response``.
+    """
+
+    def __init__(
+        self,
+        status: int,
+        title: str,
+        detail: str | None = None,
+        type: str | None = None,  # RFC 9457 names it so.
+        instance: str | None = None,
+        errors: list[FieldError] | None = None,
+        response: requests.Response | None = None,
+    ):
+        self.status = status
+        self.title = title
+        self.detail = detail
+        self.type = type
+        self.instance = instance
+        self.errors = list(errors or [])
+        self.response = response
+        super().__init__(self._summary())
+
+    @property
+    def request_id(self) -> str | None:
+        """The id the service gave this request; quote it when reporting a bug."""
+        return self.instance
+
+    def _summary(self) -> str:
+        text = f"{self.status} {self.title}"
+        if self.detail:
+            text += f": {self.detail}"
+        if self.errors:
+            text += " (" + "; ".join(str(error) for error in self.errors) + ")"
+        if self.instance:
+            text += f" [request {self.instance}]"
+
+        return text
+
+
+class BadRequest(APIError):
+    """400: the body is not JSON, or not a JSON object."""
+
+
+class NotFound(APIError):
+    """404: no such path on this service (an older server, or a wrong base URL)."""
+
+
+class PayloadTooLarge(APIError):
+    """413: the request body is over the service's size limit."""
+
+
+class ValidationError(APIError):
+    """422: valid JSON that breaks a rule; ``errors`` points at each field."""
+
+
+class ServerError(APIError):
+    """5xx: a fault on the service side; ``request_id`` identifies it in its logs."""
+
+
+_ERROR_BY_STATUS: dict[int, type[APIError]] = {
+    400: BadRequest,
+    404: NotFound,
+    413: PayloadTooLarge,
+    422: ValidationError,
+}
+
+
+def api_error_class(status: int) -> type[APIError]:
+    """The most specific :class:`APIError` subclass for an HTTP status."""
+    if status >= 500:
+        return ServerError
+
+    return _ERROR_BY_STATUS.get(status, APIError)
+
+
+def field_errors(entries: Any) -> list[FieldError]:
+    """The ``errors`` member of a problem body, skipping entries it cannot read."""
+    if not isinstance(entries, list):
+        return []
+
+    return [
+        FieldError(str(entry.get("pointer", "")), str(entry.get("message", "")))
+        for entry in entries
+        if isinstance(entry, dict)
+    ]
