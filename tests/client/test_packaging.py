@@ -1,0 +1,92 @@
+"""The client package stands alone: requests is all it needs."""
+
+from __future__ import annotations
+
+import ast
+import importlib.metadata
+import re
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import initlab_client
+
+CLIENT_DIR = Path(initlab_client.__file__).resolve().parent
+PYPROJECT = CLIENT_DIR.parent / "pyproject.toml"
+SERVICE_PACKAGES = {"flask", "werkzeug", "marshmallow", "numpy", "initlab", "yaml"}
+
+
+def top_level_entries(distribution: str) -> set[str]:
+    """Files and folders a distribution puts directly in site-packages."""
+    entries = set()
+    for file in importlib.metadata.distribution(distribution).files or ():
+        first = file.parts[0]
+        if first.endswith((".dist-info", ".pth")) or first in ("..", "__pycache__"):
+            continue
+        entries.add(first)
+
+    return entries
+
+
+def requirement_names(distribution: str) -> list[str]:
+    """Distributions ``distribution`` requires, leaving out its extras."""
+    required = importlib.metadata.requires(distribution) or []
+    return [
+        re.match(r"[A-Za-z0-9_.-]+", requirement).group(0)
+        for requirement in required
+        if "extra ==" not in requirement
+    ]
+
+
+def test_declared_dependencies_are_requests_and_the_yaml_extra() -> None:
+    project = tomllib.loads(PYPROJECT.read_text())["project"]
+
+    assert project["dependencies"] == ["requests>=2.28"]
+    assert project["optional-dependencies"] == {"yaml": ["PyYAML>=6.0"]}
+    assert project["version"] == initlab_client.__version__
+
+
+def test_sources_import_only_the_standard_library_and_requests() -> None:
+    imported = set()
+    for source in CLIENT_DIR.glob("*.py"):
+        for node in ast.walk(ast.parse(source.read_text())):
+            if isinstance(node, ast.Import):
+                imported.update(alias.name.split(".")[0] for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.level == 0:
+                imported.add(node.module.split(".")[0])
+
+    # yaml is imported only inside load_spec, for YAML files (the extra).
+    third_party = imported - sys.stdlib_module_names - {"__future__"}
+    assert third_party == {"requests", "yaml"}
+
+
+def test_imports_with_only_requests_installed(tmp_path: Path) -> None:
+    # A site made of links to the client and to requests with what it
+    # requires; the interpreter runs with -S so no other site-packages exist.
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "initlab_client").symlink_to(CLIENT_DIR)
+    distributions = ["requests", *requirement_names("requests")]
+    installed = next(Path(p) for p in sys.path if p.endswith("site-packages"))
+    for distribution in distributions:
+        for entry in top_level_entries(distribution):
+            (site / entry).symlink_to(installed / entry)
+    script = (
+        "import sys; sys.path.insert(0, sys.argv[1]);"
+        " import initlab_client;"
+        " client = initlab_client.Client('http://127.0.0.1:9');"
+        " print(sorted({m.split('.')[0] for m in sys.modules}))"
+    )
+
+    result = subprocess.run(
+        [sys.executable, "-S", "-c", script, str(site)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+    assert result.returncode == 0, result.stderr
+    loaded = set(ast.literal_eval(result.stdout))
+    assert {"initlab_client", "requests"} <= loaded
+    assert not loaded & SERVICE_PACKAGES

@@ -1,0 +1,342 @@
+"""How the client talks HTTP, against canned answers and dead sockets.
+
+A stub transport adapter mounted on the client's session answers requests
+without a server, so that every error status, a proxy's HTML page and a body
+that is not JSON can be produced on demand.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import re
+import socket
+from collections.abc import Iterator
+from http import HTTPStatus
+
+import initlab_client
+import pytest
+import requests
+from initlab_client import (
+    APIError,
+    BadRequest,
+    Client,
+    FieldError,
+    InitlabError,
+    InvalidResponse,
+    NotFound,
+    PayloadTooLarge,
+    ServerError,
+    ValidationError,
+)
+from requests.adapters import BaseAdapter
+
+STUB_URL = "http://initlab.stub"
+
+
+class StubAdapter(BaseAdapter):
+    """Answers every request with one canned response and records the request."""
+
+    def __init__(self, status: int, body: bytes | str | dict, headers=None):
+        super().__init__()
+        self.status = status
+        self.body = body
+        self.headers = headers or {}
+        self.requests: list[requests.PreparedRequest] = []
+
+    def send(self, request, **kwargs):
+        self.requests.append(request)
+        response = requests.Response()
+        response.status_code = self.status
+        response.reason = HTTPStatus(self.status).phrase
+        response.url = request.url
+        response.request = request
+        body = self.body
+        if isinstance(body, dict):
+            body = json.dumps(body)
+        response._content = body.encode() if isinstance(body, str) else body
+        response.headers.update(self.headers)
+        return response
+
+    def close(self):
+        pass
+
+
+def stub_client(status: int, body, headers=None) -> tuple[Client, StubAdapter]:
+    adapter = StubAdapter(status, body, headers)
+    session = requests.Session()
+    session.mount(STUB_URL, adapter)
+    return Client(STUB_URL, session=session), adapter
+
+
+def problem(status: int, title: str, errors=()) -> dict:
+    return {
+        "type": f"https://initlab.dev/problems/{title.lower().replace(' ', '-')}",
+        "title": title,
+        "status": status,
+        "detail": f"{title}; fix the request.",
+        "instance": "req-42",
+        "errors": [{"pointer": p, "message": m} for p, m in errors],
+    }
+
+
+@pytest.fixture
+def silent_port() -> Iterator[int]:
+    """A port that accepts connections (the kernel does) but never answers."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(8)
+        yield listener.getsockname()[1]
+
+
+@pytest.fixture
+def closed_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+# -- base URL ------------------------------------------------------------------
+
+
+def test_base_url_comes_from_initlab_url(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("INITLAB_URL", "https://models.example.org/initlab/")
+
+    assert Client().base_url == "https://models.example.org/initlab"
+
+
+def test_the_argument_wins_over_initlab_url(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("INITLAB_URL", "https://models.example.org")
+
+    assert Client("http://10.1.2.3:9000").base_url == "http://10.1.2.3:9000"
+
+
+def test_base_url_defaults_to_the_local_service(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("INITLAB_URL", raising=False)
+
+    assert Client().base_url == "http://127.0.0.1:8000"
+
+
+def test_initlab_url_is_where_requests_go(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("INITLAB_URL", STUB_URL + "/prefix")
+    adapter = StubAdapter(200, {"schemes": []})
+    session = requests.Session()
+    session.mount(STUB_URL, adapter)
+
+    Client(session=session).schemes()
+
+    assert adapter.requests[0].url == STUB_URL + "/prefix/v1/schemes"
+
+
+@pytest.mark.parametrize("url", ["127.0.0.1:8000", "ftp://host", "http://"])
+def test_a_base_url_that_is_not_http_is_refused(url: str) -> None:
+    with pytest.raises(ValueError, match=r"base_url must be an http\(s\) URL"):
+        Client(url)
+
+
+def test_a_bad_initlab_url_is_refused_naming_the_variable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("INITLAB_URL", "localhost:8000")
+
+    with pytest.raises(ValueError, match="INITLAB_URL must be an http"):
+        Client()
+
+
+# -- what is sent ----------------------------------------------------------------
+
+
+def test_user_agent_names_client_requests_and_python() -> None:
+    client, adapter = stub_client(200, {"status": "ok"})
+
+    client.health()
+
+    assert adapter.requests[0].headers["User-Agent"] == (
+        f"initlab-client/{initlab_client.__version__}"
+        f" requests/{requests.__version__} python/{platform.python_version()}"
+    )
+    assert re.fullmatch(
+        r"initlab-client/\d+\.\d+\.\d+ requests/\S+ python/3\.\d+\.\d+",
+        adapter.requests[0].headers["User-Agent"],
+    )
+
+
+def test_recommend_posts_spec_scheme_and_overrides_as_json() -> None:
+    client, adapter = stub_client(200, {"not": "read"})
+    spec = {"dims": {}, "layers": [{"kind": "linear", "in": 4, "out": 2}]}
+
+    with pytest.raises(InvalidResponse):
+        client.recommend(spec, {"name": "lecun_normal"}, {"*.bias": "zeros"})
+
+    sent = adapter.requests[0]
+    assert sent.method == "POST"
+    assert sent.url == STUB_URL + "/v1/recommendations"
+    assert sent.headers["Content-Type"] == "application/json"
+    assert json.loads(sent.body) == {
+        "spec": spec,
+        "scheme": {"name": "lecun_normal"},
+        "overrides": {"*.bias": "zeros"},
+    }
+
+
+def test_activation_parameters_go_in_the_query() -> None:
+    client, adapter = stub_client(200, {"activations": []})
+
+    assert client.activations("leaky_relu", negative_slope=0.2) == []
+
+    assert adapter.requests[0].url == (
+        STUB_URL + "/v1/activations?negative_slope=0.2&name=leaky_relu"
+    )
+
+
+def test_a_spec_that_is_not_a_mapping_is_refused_before_sending() -> None:
+    client, adapter = stub_client(200, {})
+
+    with pytest.raises(TypeError, match=r"load_spec\(path\)"):
+        client.recommend("examples/gpt2-small.spec.json")  # type: ignore[arg-type]
+
+    assert adapter.requests == []
+
+
+# -- error answers ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("status", "error_class"),
+    [
+        (400, BadRequest),
+        (404, NotFound),
+        (413, PayloadTooLarge),
+        (422, ValidationError),
+        (500, ServerError),
+        (503, ServerError),
+        (415, APIError),
+        (405, APIError),
+    ],
+)
+def test_each_status_raises_its_error_class(status: int, error_class) -> None:
+    client, _ = stub_client(status, problem(status, "Some problem"))
+
+    with pytest.raises(error_class) as caught:
+        client.schemes()
+
+    assert type(caught.value) is error_class
+    assert caught.value.status == status
+
+
+def test_a_problem_is_read_into_the_error() -> None:
+    body = problem(422, "Invalid spec", [("/spec/layers/0/in", "must be positive")])
+    client, _ = stub_client(422, body, {"Content-Type": "application/problem+json"})
+
+    with pytest.raises(ValidationError) as caught:
+        client.recommend({"dims": {}, "layers": []})
+
+    error = caught.value
+    assert error.title == "Invalid spec"
+    assert error.detail == "Invalid spec; fix the request."
+    assert error.type == "https://initlab.dev/problems/invalid-spec"
+    assert error.instance == error.request_id == "req-42"
+    assert error.errors == [FieldError("/spec/layers/0/in", "must be positive")]
+    assert error.response.status_code == 422
+    assert str(error) == (
+        "422 Invalid spec: Invalid spec; fix the request."
+        " (/spec/layers/0/in: must be positive) [request req-42]"
+    )
+
+
+def test_a_proxy_html_page_still_gives_status_and_request_id() -> None:
+    client, _ = stub_client(
+        502,
+        "<html><body>502 Bad Gateway</body></html>",
+        {"Content-Type": "text/html", "X-Request-ID": "edge-7"},
+    )
+
+    with pytest.raises(ServerError) as caught:
+        client.health()
+
+    assert caught.value.status == 502
+    assert caught.value.title == "Bad Gateway"
+    assert caught.value.request_id == "edge-7"
+    assert caught.value.errors == []
+
+
+def test_a_success_that_is_not_json_is_an_invalid_response() -> None:
+    client, _ = stub_client(200, "ok", {"Content-Type": "text/plain"})
+
+    with pytest.raises(InvalidResponse, match="not JSON.*text/plain") as caught:
+        client.health()
+
+    assert caught.value.response.text == "ok"
+
+
+def test_a_success_of_the_wrong_shape_carries_the_response() -> None:
+    client, _ = stub_client(200, {"items": []})
+
+    with pytest.raises(InvalidResponse, match="'schemes' list") as caught:
+        client.schemes()
+
+    assert caught.value.response.json() == {"items": []}
+
+
+# -- no answer -------------------------------------------------------------------
+
+
+def test_nothing_listening_is_a_connection_error(closed_port: int) -> None:
+    client = Client(f"http://127.0.0.1:{closed_port}")
+
+    with pytest.raises(initlab_client.ConnectionError, match="INITLAB_URL") as caught:
+        client.health()
+
+    assert isinstance(caught.value.__cause__, requests.ConnectionError)
+
+
+def test_a_silent_server_is_a_timeout(silent_port: int) -> None:
+    client = Client(f"http://127.0.0.1:{silent_port}", timeout=(1, 0.2))
+
+    with pytest.raises(initlab_client.Timeout, match=r"timeout=\(1, 0\.2\)"):
+        client.health()
+
+
+def test_every_client_error_is_an_initlab_error() -> None:
+    for error_class in (
+        initlab_client.ConnectionError,
+        initlab_client.Timeout,
+        InvalidResponse,
+        APIError,
+        ServerError,
+        initlab_client.SpecFileError,
+    ):
+        assert issubclass(error_class, InitlabError)
+
+
+# -- session ownership -----------------------------------------------------------
+
+
+class CountingSession(requests.Session):
+    closed = 0
+
+    def close(self) -> None:
+        self.closed += 1
+        super().close()
+
+
+def test_the_context_manager_closes_the_session_it_made(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(requests, "Session", CountingSession)
+
+    with Client(STUB_URL) as client:
+        assert isinstance(client.session, CountingSession)
+
+    assert client.session.closed == 1
+
+
+def test_a_session_handed_in_is_left_open() -> None:
+    session = CountingSession()
+
+    with Client(STUB_URL, session=session) as client:
+        assert client.session is session
+
+    assert session.closed == 0
