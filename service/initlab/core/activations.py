@@ -105,7 +105,8 @@ def make_activation(name: str, params: Mapping[str, float] | None = None) -> Act
     defaults = ACTIVATION_PARAMETERS[name]
     given = dict(params or {})
     problems = [
-        _parameter_problem(name, key, value) for key, value in sorted(given.items())
+        _parameter_problem(name, key, value)
+        for key, value in sorted(given.items(), key=lambda item: str(item[0]))
     ]
     problems = [problem for problem in problems if problem is not None]
     if problems:
@@ -170,7 +171,7 @@ def _parameter_problem(name: str, key: object, value: object) -> FieldProblem | 
         own = ", ".join(defaults) if defaults else "no parameters"
         return FieldProblem(
             (str(key),),
-            f"{name} takes {own}, not {key!r}; remove {key!r}",
+            f"{name} takes {own}, not {key!r} (given {value!r}); remove {key!r}",
             value=value,
             allowed=own,
         )
@@ -204,7 +205,7 @@ _erfc = np.vectorize(math.erfc, otypes=[float])
 
 
 def _identity(x: np.ndarray) -> np.ndarray:
-    """φ(x) = x; φ'(x) = 1 (PyTorch 2.13 calculate_gain calls it 'linear')."""
+    """φ(x) = x (PyTorch 2.13 calculate_gain calls it 'linear')."""
     return x.copy()
 
 
@@ -430,6 +431,14 @@ def is_positively_homogeneous(act: Activation) -> bool:
     return act.name in ("identity", "relu", "leaky_relu")
 
 
+def _feature_scale(act: Activation) -> float:
+    """The width over which φ bends: 1, except 1/β for a softplus with sharpness β."""
+    if act.name == "softplus":
+        return 1.0 / _parameters(act)["beta"]
+
+    return 1.0
+
+
 def _formulas(act: Activation) -> tuple[_Formula, _Formula]:
     if act.name not in _FORMULAS:
         raise InvalidInput.at(
@@ -451,24 +460,18 @@ def _parameters(act: Activation) -> dict[str, float]:
 
 EXPECTATION_TOLERANCE = 1e-14
 _HERMITE_NODE_COUNTS = (16, 32, 64, 128, 256)
+# Gauss–Hermite is trusted only when f's features are at least half a unit
+# wide in z: narrower ones fall between the nodes, where every rule can see the
+# same constant and "converge" on it (tanh(100z) is 1 at all 32 nodes).
+_HERMITE_MAX_SHARPNESS = 4.0
 _LEGENDRE_NODE_COUNT = 20
 _TAIL = 40.0
 _MAX_BISECTIONS = 60
-_PANEL_EDGES = (
-    -_TAIL,
-    -16.0,
-    -8.0,
-    -4.0,
-    -2.0,
-    -1.0,
-    0.0,
-    1.0,
-    2.0,
-    4.0,
-    8.0,
-    16.0,
-    _TAIL,
-)
+_PANEL_EDGES = (1.0, 2.0, 4.0, 8.0, 16.0, _TAIL)
+# Geometric edges out to 64 feature widths: past where tanh, σ and softplus
+# are within e^{−40} of their asymptotes, so no decaying tail hides between the
+# nodes of a wide panel.
+_FEATURE_EDGES = tuple(2.0**k for k in range(-3, 7))
 _MAX_Q = 1e12
 
 QuadratureMethod = Literal["closed_form", "gauss_hermite", "adaptive_gauss_legendre"]
@@ -479,28 +482,35 @@ def gaussian_expectation(
     q: float = 1.0,
     *,
     breakpoints: Sequence[float] = (),
+    feature_scale: float = 1.0,
 ) -> float:
     """E f(√q·z) for z ~ N(0, 1), to a relative accuracy of about 1e-14.
 
-    E f(√q z) = (2π)^{−1/2} ∫ f(√q z) e^{−z²/2} dz. Without ``breakpoints``,
-    Gauss–Hermite quadrature for the weight e^{−z²/2} (numpy's hermegauss) with
-    an even number of nodes, so no node sits on a kink at 0, doubled from 16
-    to 256 until two successive rules agree to 1e-14 of E|f|. ``breakpoints``
-    (in the units of f's argument) mark where f or its derivative jumps; then,
-    or when Gauss–Hermite has not converged, adaptive Gauss–Legendre on
-    |z| ≤ 40 split at those points (the mass beyond 40 is e^{−800}). The
-    method follows Poole et al. 2016 (arXiv 1606.05340), appendix; see
+    E f(√q z) = (2π)^{−1/2} ∫ f(√q z) e^{−z²/2} dz, by Gauss–Hermite quadrature
+    for the weight e^{−z²/2} (numpy.polynomial.hermite_e.hermegauss, whose
+    weights sum to √(2π)) with an even number of nodes, so that none sits on a
+    kink at 0, doubled from 16 to 256 until two successive rules agree to 1e-14
+    of E|f|. Otherwise adaptive Gauss–Legendre on |z| ≤ 40 (the mass beyond is
+    e^{−800}), bisecting panels until halves and whole agree; see
     signal-propagation.md "Evaluating expectations".
 
-    ``f`` must accept a float64 array and return values of the same shape.
-    ``q`` must lie in (0, 1e12].
+    ``breakpoints`` (in units of f's argument) mark where f or a derivative
+    jumps: the adaptive rule is used, split there. ``feature_scale`` is the
+    width in f's argument over which f changes shape (1 for the activations
+    here, 1/β for a softplus with β): Gauss–Hermite is used only while
+    q/feature_scale² ≤ 4, and the adaptive rule puts panel edges at multiples
+    of it. ``f`` takes a float64 array and returns values of its shape; ``q``
+    lies in (0, 1e12].
     """
-    value, _ = _expectation(f, q, tuple(breakpoints))
+    value, _ = _expectation(f, q, tuple(breakpoints), feature_scale)
     return value
 
 
 def _expectation(
-    f: Callable[[np.ndarray], ArrayLike], q: float, breakpoints: tuple[float, ...]
+    f: Callable[[np.ndarray], ArrayLike],
+    q: float,
+    breakpoints: tuple[float, ...],
+    feature_scale: float = 1.0,
 ) -> tuple[float, QuadratureMethod]:
     _check_q(q)
     root_q = math.sqrt(q)
@@ -508,13 +518,19 @@ def _expectation(
     def integrand(z: np.ndarray) -> np.ndarray:
         return np.broadcast_to(np.asarray(f(root_q * z), dtype=float), z.shape)
 
-    if not breakpoints:
+    if not breakpoints and q <= _HERMITE_MAX_SHARPNESS * feature_scale**2:
         value = _gauss_hermite(integrand)
         if value is not None:
             return value, "gauss_hermite"
 
-    cuts = {b / root_q for b in breakpoints if abs(b / root_q) < _TAIL}
-    edges = np.array(sorted({*_PANEL_EDGES, *cuts}))
+    feature = feature_scale / root_q
+    cuts = {
+        0.0,
+        *(b / root_q for b in breakpoints),
+        *(sign * edge for edge in _PANEL_EDGES for sign in (-1, 1)),
+        *(sign * edge * feature for edge in _FEATURE_EDGES for sign in (-1, 1)),
+    }
+    edges = np.array(sorted(cut for cut in cuts if abs(cut) <= _TAIL))
     return _adaptive_gauss_legendre(integrand, edges), "adaptive_gauss_legendre"
 
 
@@ -702,13 +718,16 @@ def gaussian_moments(act: Activation, q: float = 1.0) -> GaussianMoments:
         return exact.rounded()
 
     kinks = _KINKS.get(act.name, ())
-    mean, mean_method = _expectation(lambda x: phi(act, x), q, kinks)
-    second_moment, second_method = _expectation(lambda x: phi(act, x) ** 2, q, kinks)
+    scale = _feature_scale(act)
+    mean, mean_method = _expectation(lambda x: phi(act, x), q, kinks, scale)
+    second_moment, second_method = _expectation(
+        lambda x: phi(act, x) ** 2, q, kinks, scale
+    )
     variance, variance_method = _expectation(
-        lambda x: (phi(act, x) - mean) ** 2, q, kinks
+        lambda x: (phi(act, x) - mean) ** 2, q, kinks, scale
     )
     derivative_second_moment, derivative_method = _expectation(
-        lambda x: phi_prime(act, x) ** 2, q, kinks
+        lambda x: phi_prime(act, x) ** 2, q, kinks, scale
     )
     methods = {mean_method, second_method, variance_method, derivative_method}
     method = (
@@ -881,7 +900,7 @@ def _notes(act: Activation) -> tuple[str, ...]:
     if act.name == "softplus":
         notes.append(
             "moments use log(1 + e^{βx})/β exactly; PyTorch's Softplus returns x "
-            "where βx > 20, which changes them by less than e^{−20}/β"
+            "where βx > 20, a difference below e^{−20}/β there"
         )
     if is_positively_homogeneous(act):
         notes.append(
