@@ -928,3 +928,28 @@ def test_repeated_residual_blocks_scale_linearly(width, count, norm):
     assert outputs == [
         f"h.{i}.down.{t}" for i in range(count) for t in ("weight", "bias")
     ]
+
+
+def test_wrong_python_types_are_field_problems_not_crashes():
+    layers = (
+        LinearSpec(in_features=2, out_features=2, bias="yes"),
+        ConvSpec(kind="conv4d", in_features=2, out_features=2, kernel_size=1),
+        LinearSpec(in_features=2, out_features=2, tied_to=3),
+        AttentionSpec(d_model=4, n_heads=2, fused_qkv=1),
+        ResidualGroup(
+            norm="pre",
+            norm_layer=NormLayerSpec(bias="no"),
+            layers=(LinearSpec(name="a", in_features=2, out_features=2),),
+        ),
+    )
+    with pytest.raises(InvalidInput) as raised:
+        expand(Spec(dims={}, layers=layers))
+
+    assert [p.path for p in raised.value.problems] == [
+        ("layers", 0, "bias"),
+        ("layers", 1, "kind"),
+        ("layers", 2, "tied_to"),
+        ("layers", 3, "fused_qkv"),
+        ("layers", 4, "norm_layer", "bias"),
+    ]
+    assert "got 'yes'" in raised.value.problems[0].message

@@ -35,7 +35,7 @@ import difflib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Literal, TypeAlias
+from typing import ClassVar, Literal, TypeAlias
 
 from initlab.core.activations import make_activation
 from initlab.core.errors import FieldProblem, InvalidInput, LimitExceeded, Path
@@ -362,6 +362,21 @@ class _Module:
     activation: Activation = Activation()
     origin: str | None = None
 
+    @classmethod
+    def dense(
+        cls, suffix: str | None, in_features: int, out_features: int, **options
+    ) -> _Module:
+        """A linear module (a plain linear layer or a projection)."""
+        weight_shape = linear_weight_shape(in_features, out_features)
+        return cls(
+            suffix,
+            "linear",
+            weight_shape,
+            in_features=in_features,
+            out_features=out_features,
+            **options,
+        )
+
 
 @dataclass(frozen=True)
 class _LayerPlan:
@@ -369,6 +384,7 @@ class _LayerPlan:
     path: Path
     modules: tuple[_Module, ...]
     tied_to: str | None = None
+    branches: ClassVar[int] = 0
 
     @property
     def tensors(self) -> int:
@@ -461,7 +477,7 @@ class _Planner:
 
     def plan_spec(self, spec: Spec) -> _SpecPlan:
         self.dims = self.check_dims(spec.dims)
-        if not spec.layers:
+        if isinstance(spec.layers, tuple | list) and not spec.layers:
             self.problem(
                 ("layers",),
                 "a spec needs at least one layer; got an empty list",
@@ -469,9 +485,7 @@ class _Planner:
             )
         items = self.plan_list(spec.layers, ("layers",), 0, _Namespace())
         tensors = self.check_tensor_count(items, ("layers",))
-        return _SpecPlan(
-            self.dims, items, tensors, sum(_branches(item) for item in items)
-        )
+        return _SpecPlan(self.dims, items, tensors, _total(items, "branches"))
 
     def check_dims(self, dims: Mapping[str, int]) -> dict[str, int]:
         checked: dict[str, int] = {}
@@ -535,6 +549,13 @@ class _Planner:
     def plan_list(
         self, items: tuple[SpecItem, ...], path: Path, depth: int, names: _Namespace
     ) -> tuple[_Plan, ...]:
+        if not isinstance(items, tuple | list):
+            self.problem(
+                path,
+                f"must be a tuple of layers and groups; got {items!r}",
+                allowed="a tuple of layers and groups",
+            )
+            return ()
         check_list_limits(len(items), depth, path, self.limits)
 
         plans = []
@@ -570,12 +591,41 @@ class _Planner:
             return None
 
         segment = self.claim_name(item.name, str(index), path, names)
+        if not self.check_flags(item, path):
+            return None
         modules = planner(item, path)
         if modules is None or segment is None:
             return None
 
         tied_to = getattr(item, "tied_to", None)
         return _LayerPlan(segment, path, modules, tied_to)
+
+    def check_flags(self, item: LayerSpec, path: Path) -> bool:
+        """Check the fields a Python caller could fill with the wrong type."""
+        problems = len(self.problems)
+        for flag in ("bias", "fused_qkv"):
+            value = getattr(item, flag, False)
+            # A norm's bias may be None: the kind's own default.
+            if value is None and isinstance(item, NormSpec):
+                continue
+            if not isinstance(value, bool):
+                self.problem(
+                    (*path, flag), f"{flag} must be true or false; got {value!r}"
+                )
+        tied_to = getattr(item, "tied_to", None)
+        if tied_to is not None and not isinstance(tied_to, str):
+            self.problem(
+                (*path, "tied_to"),
+                f"tied_to must be the dotted name of a layer; got {tied_to!r}",
+            )
+        if isinstance(item, ConvSpec) and item.kind not in CONV_KINDS:
+            self.problem(
+                (*path, "kind"),
+                f"a convolution is one of {', '.join(CONV_KINDS)}; got {item.kind!r}",
+                allowed=", ".join(CONV_KINDS),
+            )
+
+        return len(self.problems) == problems
 
     def claim_name(
         self, name: str | None, default: str, path: Path, names: _Namespace
@@ -633,9 +683,9 @@ class _Planner:
                 segment,
                 path,
                 children,
-                tensors=sum(_tensors(child) for child in children),
-                branches=sum(_branches(child) for child in children),
-                steps=sum(_steps(child) for child in children),
+                tensors=_total(children, "tensors"),
+                branches=_total(children, "branches"),
+                steps=_total(children, "steps"),
             )
 
         return self.plan_residual(group, path, depth, inner, segment, children)
@@ -680,9 +730,9 @@ class _Planner:
             path,
             children,
             count=count,
-            tensors=count * sum(_tensors(child) for child in children),
-            branches=count * sum(_branches(child) for child in children),
-            steps=count * sum(_steps(child) for child in children),
+            tensors=count * _total(children, "tensors"),
+            branches=count * _total(children, "branches"),
+            steps=count * _total(children, "steps"),
         )
         self.check_tensor_count((plan,), path)
         return plan
@@ -717,11 +767,7 @@ class _Planner:
             )
 
         shortcut = self.plan_list(group.shortcut, (*path, "shortcut"), depth + 1, names)
-        own_steps = sum(_steps(child) for child in children)
-        tensors = sum(_tensors(plan) for plan in (*children, *shortcut))
-        if norm_module is not None:
-            tensors += norm_module.tensors
-
+        everything = (*children, *shortcut, *([norm_module] if norm_module else []))
         return _GroupPlan(
             "residual",
             segment,
@@ -730,10 +776,11 @@ class _Planner:
             norm=group.norm,
             norm_module=norm_module,
             shortcut=shortcut,
-            tensors=tensors,
-            branches=1 + sum(_branches(plan) for plan in (*children, *shortcut)),
+            tensors=_total(everything, "tensors"),
+            branches=1 + _total(everything, "branches"),
+            # A nested residual owns its layers: it adds no step to the outer branch.
             steps=0,
-            branch_depth=own_steps,
+            branch_depth=_total(children, "steps"),
         )
 
     def plan_norm_layer(
@@ -755,7 +802,7 @@ class _Planner:
         return _LayerPlan(segment, norm_path, (module,)) if module else None
 
     def check_tensor_count(self, items: tuple[_Plan, ...], path: Path) -> int:
-        tensors = sum(_tensors(item) for item in items)
+        tensors = _total(items, "tensors")
         if tensors > self.limits.max_parameter_tensors:
             raise _over_limit(
                 self.limits,
@@ -819,13 +866,11 @@ class _Planner:
             return None
 
         return (
-            _Module(
+            _Module.dense(
                 None,
-                "linear",
-                linear_weight_shape(in_features, out_features),
-                layer.bias,
                 in_features,
                 out_features,
+                has_bias=layer.bias,
                 step=0,
                 layout=layout,
                 activation=activation,
@@ -982,6 +1027,9 @@ class _Planner:
                 allowed=", ".join(NORM_KINDS),
             )
             return None
+        if bias is not None and not isinstance(bias, bool):
+            self.problem((*path, "bias"), f"bias must be true or false; got {bias!r}")
+            return None
         if kind == "rms_norm" and bias:
             self.problem(
                 (*path, "bias"),
@@ -1047,13 +1095,11 @@ class _Planner:
             d_model, n_heads, n_kv_heads, d_head, layer.fused_qkv
         )
         return tuple(
-            _Module(
+            _Module.dense(
                 suffix,
-                "linear",
-                linear_weight_shape(in_features, out_features),
-                layer.bias,
                 in_features,
                 out_features,
+                has_bias=layer.bias,
                 step=1 if suffix == "o" else 0,
                 layout=layout,
                 origin=f"attention.{suffix}",
@@ -1071,40 +1117,29 @@ class _Planner:
         if None in (d_model, d_ff, activation, layout):
             return None
 
-        projections = (
-            ("gate", d_model, d_ff, 0, activation),
-            ("up", d_model, d_ff, 0, Activation()),
-            ("down", d_ff, d_model, 1, Activation()),
-        )
-        return tuple(
-            _Module(
-                suffix,
-                "linear",
-                linear_weight_shape(in_features, out_features),
-                layer.bias,
-                in_features,
-                out_features,
-                step=step,
-                layout=layout,
-                activation=projection_activation,
-                origin=f"gated_mlp.{suffix}",
-            )
-            for suffix, in_features, out_features, step, projection_activation in (
-                projections
-            )
+        options = {"has_bias": layer.bias, "layout": layout}
+        return (
+            _Module.dense(
+                "gate",
+                d_model,
+                d_ff,
+                step=0,
+                activation=activation,
+                origin="gated_mlp.gate",
+                **options,
+            ),
+            _Module.dense(
+                "up", d_model, d_ff, step=0, origin="gated_mlp.up", **options
+            ),
+            _Module.dense(
+                "down", d_ff, d_model, step=1, origin="gated_mlp.down", **options
+            ),
         )
 
 
-def _tensors(plan: _Plan) -> int:
-    return plan.tensors
-
-
-def _branches(plan: _Plan) -> int:
-    return plan.branches if isinstance(plan, _GroupPlan) else 0
-
-
-def _steps(plan: _Plan) -> int:
-    return plan.steps
+def _total(plans: tuple[_Plan, ...], count: str) -> int:
+    """The sum of ``count`` (tensors, branches or steps) over ``plans``."""
+    return sum(getattr(plan, count) for plan in plans)
 
 
 def _first_in_features(plans: tuple[_Plan, ...]) -> int | None:
