@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from initlab.core.errors import InvalidInput, LimitExceeded
 from initlab.core.spec import (
     ConvSpec,
@@ -454,3 +456,69 @@ def test_the_openapi_description_refuses_what_the_schema_refuses(spec_validator,
         load_spec(copy.deepcopy(data))
 
     assert not spec_validator.is_valid(data)
+
+
+# --- Robustness ----------------------------------------------------------------------
+
+_values = st.one_of(
+    st.integers(min_value=-3, max_value=300),
+    st.booleans(),
+    st.none(),
+    st.sampled_from(["d", "e", "pre", "post", "none", "relu", "in_out", "0", "a.b"]),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.lists(st.integers(min_value=-1, max_value=5), max_size=4),
+)
+_keys = st.sampled_from(
+    [
+        "kind", "name", "in", "out", "bias", "activation", "layout", "tied_to",
+        "kernel_size", "groups", "stride", "padding", "d_model", "n_heads",
+        "n_kv_heads", "d_head", "fused_qkv", "d_ff", "norm", "norm_layer", "count",
+        "shortcut", "layers", "extra",
+    ]
+)  # fmt: skip
+_kinds = st.sampled_from(
+    [
+        "linear", "conv1d", "conv_transpose2d", "embedding", "layer_norm",
+        "rms_norm", "batch_norm", "attention", "gated_mlp", "residual", "repeat",
+        "sequential", "lineer",
+    ]
+)  # fmt: skip
+_items = st.recursive(
+    st.fixed_dictionaries(
+        {"kind": _kinds}, optional={"in": _values, "out": _values}
+    ).flatmap(
+        lambda base: st.dictionaries(_keys, _values, max_size=5).map(
+            lambda extra: {**extra, **base}
+        )
+    ),
+    lambda children: st.fixed_dictionaries(
+        {
+            "kind": st.sampled_from(["residual", "repeat", "sequential"]),
+            "layers": st.lists(children, max_size=3),
+        },
+        optional={
+            "norm": st.sampled_from(["pre", "post", "none"]),
+            "count": _values,
+            "name": st.sampled_from(["a", "b", "0"]),
+            "shortcut": st.lists(children, max_size=2),
+        },
+    ),
+    max_leaves=8,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    layers=st.lists(_items, max_size=4),
+    dims=st.dictionaries(st.sampled_from(["d", "e", "2x"]), _values, max_size=2),
+)
+def test_any_json_spec_is_refused_with_a_field_error_or_expands(layers, dims):
+    try:
+        expanded = expand(load_spec({"dims": dims, "layers": layers}))
+    except ValidationError as error:
+        assert error.messages
+    except InvalidInput as error:
+        assert error.problems
+        assert all(problem.message for problem in error.problems)
+    else:
+        assert expanded.parameter_count >= 0

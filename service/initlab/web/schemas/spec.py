@@ -357,8 +357,10 @@ class _LayerSchema(StrictSchema):
     layout = _layout()
     tied_to = fields.String(
         metadata={
-            "description": "Dotted name of the layer whose weight this layer"
-            " shares (an LM head tied to the token embedding); shapes must agree."
+            "description": "Full dotted name of the layer whose weight this layer"
+            " shares, such as wte or h.0.attn.q (an LM head tied to the token"
+            " embedding); weight shapes must agree. The tied weight is counted"
+            " once."
         }
     )
     in_features = Size(data_key="in", required=True)
