@@ -304,7 +304,7 @@ def check_list_limits(
             limits,
             "max_nesting_depth",
             path,
-            f"groups nest {depth} deep here",
+            f"groups nested {depth} deep",
             "flatten the spec (a repeat of a repeat can often be one repeat)",
         )
     if length > limits.max_layers:
@@ -312,7 +312,7 @@ def check_list_limits(
             limits,
             "max_layers",
             path,
-            f"this list has {length} items",
+            f"a list of {length} items",
             "express identical layers as a repeat group",
         )
 
@@ -326,10 +326,9 @@ def _over_limit(
         [
             FieldProblem(
                 tuple(path),
-                f"{what}, over the limit {limit} = {limit_value}; {fix} or raise"
-                f" {limit}",
+                f"over the limit {limit} = {limit_value}: got {what}; {fix} or"
+                f" raise {limit}",
                 value=value,
-                allowed=f"at most {limit_value}",
             )
         ],
         limit=limit,
@@ -520,7 +519,7 @@ class _Planner:
                 self.limits,
                 "max_dim_size",
                 path,
-                f"{what} is {value}",
+                f"{what} = {value}",
                 "use a smaller size",
                 value,
             )
@@ -704,7 +703,7 @@ class _Planner:
                 self.limits,
                 "max_repeat_count",
                 (*path, "count"),
-                f"repeat count {count}",
+                f"a repeat count of {count}",
                 "use a smaller count",
                 group.count,
             )
@@ -808,7 +807,7 @@ class _Planner:
                 self.limits,
                 "max_parameter_tensors",
                 path,
-                f"this expands to {tensors} parameter tensors",
+                f"a spec that expands to {tensors} parameter tensors",
                 "lower the repeat counts",
             )
 
