@@ -834,15 +834,29 @@ def test_in_out_layout_only_on_two_dimensional_weights():
     assert "4 dims" in raised.value.problems[0].message
 
 
-def test_embeddings_take_no_activation_and_no_bias():
-    layer = EmbeddingSpec(
-        in_features=10, out_features=4, bias=True, activation=Activation("relu")
-    )
-    with pytest.raises(InvalidInput) as raised:
-        expand(Spec(dims={}, layers=(layer,)))
+def test_embeddings_take_no_bias():
+    layer = EmbeddingSpec(in_features=10, out_features=4, bias=True)
+    problem = problem_of(Spec(dims={}, layers=(layer,)))
 
-    paths = [p.path for p in raised.value.problems]
-    assert paths == [("layers", 0, "bias"), ("layers", 0, "activation")]
+    assert problem.path == ("layers", 0, "bias")
+    assert "an embedding has no bias" in problem.message
+
+
+def test_embeddings_and_norms_keep_the_activation_that_follows_them():
+    # The gain an initializer of the table may use, as in PyTorch's
+    # kaiming_normal_(embedding.weight, nonlinearity="relu").
+    layers = (
+        EmbeddingSpec(
+            name="emb", in_features=10, out_features=4, activation=Activation("relu")
+        ),
+        NormSpec(
+            kind="batch_norm", name="bn", in_features=4, activation=Activation("relu")
+        ),
+    )
+    parameters = by_name(expand(Spec(dims={}, layers=layers)))
+
+    assert parameters["emb.weight"].activation == Activation("relu")
+    assert parameters["bn.bias"].activation == Activation("relu")
 
 
 def test_norm_keeps_its_size_and_rms_norm_has_no_bias():

@@ -957,23 +957,17 @@ class _Planner:
                 value=layer.bias,
                 allowed="false",
             )
+        # An activation is allowed: nothing applies it inside the lookup, but it
+        # is the nonlinearity whose gain an initializer of the table may use
+        # (PyTorch's kaiming_normal_(embedding.weight, nonlinearity="relu")).
         activation = self.activation(layer.activation, path)
-        if activation is not None and activation.name != "identity":
-            self.problem(
-                (*path, "activation"),
-                f"an embedding is a table lookup and no activation follows it;"
-                f" got {activation.name!r}; remove activation (put it on the layer"
-                " that reads the embedding)",
-                value=activation.name,
-                allowed="identity",
-            )
         self.no_layout(
             layer.layout,
             path,
             "embedding",
             "every framework stores the table (num_embeddings, embedding_dim)",
         )
-        if None in (in_features, out_features) or layer.bias:
+        if None in (in_features, out_features, activation) or layer.bias:
             return None
 
         return (
@@ -985,6 +979,7 @@ class _Planner:
                 in_features,
                 out_features,
                 step=0,
+                activation=activation,
             ),
         )
 
