@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+import yaml
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 from hypothesis import given, settings
@@ -522,3 +523,11 @@ def test_any_json_spec_is_refused_with_a_field_error_or_expands(layers, dims):
         assert all(problem.message for problem in error.problems)
     else:
         assert expanded.parameter_count >= 0
+
+
+def test_components_share_no_objects(components):
+    # A dict used twice would be written as a YAML anchor and alias into
+    # openapi.yaml, which some OpenAPI tools do not read.
+    text = yaml.safe_dump(components)
+
+    assert "&id" not in text and "*id" not in text

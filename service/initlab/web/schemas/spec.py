@@ -131,13 +131,15 @@ class SpatialArgument(fields.Field):
         self.words = words
 
     def _deserialize(self, value: Any, attr, data, **kwargs):
+        if isinstance(value, str) and value in self.words:
+            return value
         items = value if isinstance(value, list) else [value]
-        valid = (items or value in self.words) and all(
-            (isinstance(item, int) and not isinstance(item, bool))
+        if items and all(
+            isinstance(item, int)
+            and not isinstance(item, bool)
             and item >= self.minimum
             for item in items
-        )
-        if value in self.words or valid:
+        ):
             return value
 
         words = f" or one of {', '.join(map(repr, self.words))}" if self.words else ""
@@ -608,7 +610,6 @@ _SCHEMA_COMPONENTS: tuple[tuple[str, type[Schema]], ...] = (
 
 def _json_components() -> dict[str, dict]:
     size = {"$ref": _COMPONENTS + "Size"}
-    integers = {"type": "array", "items": {"type": "integer"}, "minItems": 1}
     return {
         "Size": {
             "description": "A positive integer, or the name of an entry of dims.",
@@ -619,16 +620,7 @@ def _json_components() -> dict[str, dict]:
         },
         "KernelSize": {
             "description": "One size for every spatial dim, or one per dim.",
-            "oneOf": [size, {"type": "array", "items": size, "minItems": 1}],
-        },
-        "SpatialArgument": {
-            "description": "stride or padding: accepted and ignored (they do not"
-            " change parameter shapes).",
-            "oneOf": [
-                {"type": "integer", "minimum": 0},
-                integers,
-                {"type": "string", "enum": ["same", "valid"]},
-            ],
+            "oneOf": [size, {"type": "array", "items": dict(size), "minItems": 1}],
         },
         "Dims": {
             "description": "Named sizes, referred to by name from any size field.",
@@ -675,11 +667,17 @@ def _spec_field_properties(self, field: fields.Field, **kwargs: Any) -> dict:
 
     ``self`` is apispec's ``OpenAPIConverter``.
     """
+    if isinstance(field, SpatialArgument):
+        integer = {"type": "integer", "minimum": field.minimum}
+        options = [integer, {"type": "array", "items": dict(integer), "minItems": 1}]
+        if field.words:
+            options.append({"type": "string", "enum": list(field.words)})
+        return {"oneOf": options}
+
     components = {
         LayerField: "Layer",
         KernelSize: "KernelSize",
         Size: "Size",
-        SpatialArgument: "SpatialArgument",
         Dims: "Dims",
         ActivationField: "Activation",
     }
@@ -711,8 +709,8 @@ def add_spec_components(spec: APISpec) -> None:
     ``spec`` must use :class:`MarshmallowPlugin`; call this before registering
     a schema that nests :class:`SpecSchema`. Adds ``Spec``, ``Layer`` (the
     union), one component per layer and group kind, and ``Size``,
-    ``KernelSize``, ``SpatialArgument``, ``Dims`` and ``Activation``. Calling it
-    twice changes nothing.
+    ``KernelSize``, ``Dims`` and ``Activation``. Calling it twice changes
+    nothing.
     """
     plugin = next(
         (each for each in spec.plugins if isinstance(each, MarshmallowPlugin)), None
