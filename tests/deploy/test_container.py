@@ -24,7 +24,7 @@ import pytest
 import yaml
 from gunicorn.config import Config as GunicornConfig
 from initlab.web.config import DEFAULT_MAX_BODY_BYTES
-from initlab.web.problems import BODY_TOO_LARGE
+from initlab.web.problems import BODY_TOO_LARGE, PROBLEM_TYPE_BASE
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = REPO_ROOT / "Dockerfile"
@@ -318,17 +318,37 @@ def test_nginx_passes_the_request_id() -> None:
     assert "$http_x_request_id" in request_id_map and "$request_id" in request_id_map
 
 
-def test_nginx_refuses_large_bodies_with_the_service_problem() -> None:
-    location = nginx_block("location @body_too_large")
-    body = re.search(r"return 413 '(.*)';", location).group(1)
+@pytest.mark.parametrize(
+    ("location", "status", "problem_type"),
+    [
+        ("@body_too_large", 413, BODY_TOO_LARGE.type),
+        ("@service_unavailable", 503, PROBLEM_TYPE_BASE + "service-unavailable"),
+    ],
+)
+def test_nginx_own_errors_are_problem_details(
+    location: str, status: int, problem_type: str
+) -> None:
+    block = nginx_block(f"location {location}")
+    code, body = re.search(r"return (\d+) '(.*)';", block).groups()
 
     problem = json.loads(body.replace("$initlab_request_id", "abc123"))
 
-    assert problem["type"] == BODY_TOO_LARGE.type
-    assert problem["title"] == BODY_TOO_LARGE.title
-    assert problem["status"] == 413
+    assert int(code) == problem["status"] == status
+    assert problem["type"] == problem_type
     assert problem["instance"] == "abc123"
-    assert "application/problem+json" in location
+    assert problem["errors"] == []
+    assert "default_type application/problem+json;" in block
+
+
+def test_nginx_routes_its_errors_to_those_problems() -> None:
+    block = nginx_block("location @body_too_large")
+    body = re.search(r"return 413 '(.*)';", block).group(1)
+
+    assert json.loads(body)["title"] == BODY_TOO_LARGE.title
+    assert ["413", "@body_too_large"] in nginx_directives("error_page")
+    assert ["502", "503", "504", "=503", "@service_unavailable"] in nginx_directives(
+        "error_page"
+    )
 
 
 # -- gunicorn.conf.py ------------------------------------------------------------
