@@ -282,9 +282,9 @@ def invalid_input_problem(
         return validation_problem(errors)
 
     detail = (
-        f"The request is over the limit {error.limit} = {error.limit_value!r}"
-        f" ({_summary(errors)}); make the request smaller, or raise"
-        f" {limit_variable(error.limit)} on the server."
+        f"The request is over the limit {error.limit} = {error.limit_value!r} (see"
+        f" errors); make it smaller, or raise {limit_variable(error.limit)} on the"
+        " server."
     )
     return Problem(
         LIMIT_EXCEEDED,
@@ -358,16 +358,18 @@ def _flatten_messages(messages: Any, path: Path) -> Iterator[tuple[Path, str]]:
 
 
 def _summary(errors: list[FieldError]) -> str:
+    """One sentence naming the first error, and how many there are in all."""
     if not errors:
         return "The request breaks a rule."
 
     first = errors[0]
     where = first.pointer or "the body"
-    more = len(errors) - 1
-    suffix = (
-        f" (and {more} more problem{'s' if more > 1 else ''} in errors)" if more else ""
-    )
-    return f"{where}: {first.message}{suffix}"
+    sentence = f"{where}: {first.message}"
+    if len(errors) > 1:
+        sentence = f"{len(errors)} fields are at fault (see errors); first, {sentence}"
+    if not sentence.endswith((".", "?", "!")):
+        sentence += "."
+    return sentence
 
 
 def _is_index(part: str | int, length: int) -> bool:

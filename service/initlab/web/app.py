@@ -1,0 +1,150 @@
+"""The Flask application: configuration, request ids, logging and error handling.
+
+The routes live in :mod:`initlab.web.routes`; everything that can go wrong on
+the way is turned into problem details here, in one place. Every response
+carries ``X-Request-ID`` and is logged as one JSON line on the
+``initlab.request`` logger.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+import uuid
+from pathlib import Path
+
+from flask import Flask, Response, current_app, g, request
+from werkzeug.exceptions import HTTPException
+
+from initlab.web import problems
+from initlab.web.config import APP_EXTENSION, Config
+from initlab.web.jsonio import StrictJSONProvider
+from initlab.web.problems import LIMIT_EXCEEDED, PROBLEM_MEDIA_TYPE, Problem
+from initlab.web.routes import blueprint
+
+REQUEST_ID_HEADER = "X-Request-ID"
+REQUEST_ID_PATTERN = r"^[A-Za-z0-9._~:/+=-]{1,128}$"
+OPENAPI_MEDIA_TYPE = "application/yaml"
+
+# service/initlab/web/app.py → the repository root holds the committed document.
+COMMITTED_OPENAPI = Path(__file__).resolve().parents[3] / "openapi.yaml"
+
+request_log = logging.getLogger("initlab.request")
+error_log = logging.getLogger("initlab.web")
+
+_SANE_REQUEST_ID = re.compile(REQUEST_ID_PATTERN)
+
+
+def create_app(config: Config | None = None) -> Flask:
+    """Build the service. ``config`` defaults to :meth:`Config.from_environ`.
+
+    Raises :class:`initlab.web.config.ConfigError` when an environment
+    variable holds a value the service cannot start with.
+    """
+    if config is None:
+        config = Config.from_environ()
+
+    app = Flask("initlab")
+    app.json = StrictJSONProvider(app)
+    app.config["MAX_CONTENT_LENGTH"] = config.max_body_bytes
+    app.extensions[APP_EXTENSION] = config
+    app.extensions["initlab.openapi"] = _openapi_document()
+
+    app.register_blueprint(blueprint)
+    app.add_url_rule("/healthz", "healthz", _healthz, methods=["GET"])
+    app.add_url_rule("/openapi.yaml", "openapi", _openapi, methods=["GET"])
+
+    app.before_request(_start_timer)
+    app.after_request(_finish_response)
+    app.register_error_handler(Problem, _render_problem)
+    app.register_error_handler(HTTPException, _render_http_exception)
+    app.register_error_handler(Exception, _render_unexpected)
+    return app
+
+
+def request_id() -> str:
+    """The request's id: the client's ``X-Request-ID`` when sane, else a new one."""
+    if "request_id" not in g:
+        sent = request.headers.get(REQUEST_ID_HEADER, "")
+        g.request_id = sent if _SANE_REQUEST_ID.match(sent) else uuid.uuid4().hex
+
+    return g.request_id
+
+
+def problem_response(problem: Problem) -> Response:
+    """Render a problem as ``application/problem+json``."""
+    body = current_app.json.dumps(problem.to_dict(request_id()), separators=(",", ":"))
+    response = Response(body, status=problem.status, mimetype=PROBLEM_MEDIA_TYPE)
+    response.headers.update(problem.headers)
+    return response
+
+
+def _healthz() -> Response:
+    from initlab.web.schemas.catalog import HealthSchema
+
+    return current_app.json.response(HealthSchema().dump({"status": "ok"}))
+
+
+def _openapi() -> Response:
+    document = current_app.extensions["initlab.openapi"]
+    return Response(document, mimetype=OPENAPI_MEDIA_TYPE)
+
+
+def _openapi_document() -> bytes:
+    if COMMITTED_OPENAPI.is_file():
+        return COMMITTED_OPENAPI.read_bytes()
+
+    # Installed without the repository: the generated document is the same
+    # text (a test keeps the committed file equal to it).
+    from initlab.web.openapi import openapi_yaml
+
+    return openapi_yaml().encode("utf-8")
+
+
+def _start_timer() -> None:
+    g.started = time.perf_counter()
+    request_id()
+
+
+def _finish_response(response: Response) -> Response:
+    response.headers[REQUEST_ID_HEADER] = request_id()
+
+    started = g.get("started")
+    duration_ms = None if started is None else (time.perf_counter() - started) * 1000
+    line = {
+        "method": request.method,
+        "path": request.path,
+        "status": response.status_code,
+        "duration_ms": None if duration_ms is None else round(duration_ms, 3),
+        "request_id": request_id(),
+    }
+    request_log.info(json.dumps(line))
+    return response
+
+
+def _render_problem(problem: Problem) -> Response:
+    if problem.kind is LIMIT_EXCEEDED:
+        error_log.warning(
+            "refused request %s: over limit %s = %r",
+            request_id(),
+            problem.extensions.get("limit"),
+            problem.extensions.get("limit_value"),
+        )
+    return problem_response(problem)
+
+
+def _render_http_exception(error: HTTPException) -> Response:
+    return problem_response(problems.from_http_exception(error))
+
+
+def _render_unexpected(error: Exception) -> Response:
+    error_log.error(
+        "unhandled error on %s %s (request %s)",
+        request.method,
+        request.path,
+        request_id(),
+        exc_info=error,
+    )
+    return problem_response(problems.internal_error())

@@ -1,0 +1,188 @@
+"""The routes of ``/v1``: each parses, calls the core, and dumps; nothing more.
+
+Errors leave as :class:`~initlab.web.problems.Problem`; the core's own errors
+are translated here with the path of the object they concern (``/spec``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Blueprint, Response, current_app, request
+from marshmallow import ValidationError
+
+from initlab.core.activations import (
+    activation_catalogue,
+    describe_activation,
+    make_activation,
+)
+from initlab.core.errors import FieldProblem, InvalidInput
+from initlab.core.recommend import RecommendationResult, recommend
+from initlab.core.schemes import resolve_scheme, scheme_catalogue
+from initlab.core.spec import expand
+from initlab.core.types import ExpandedSpec, SchemeChoice
+from initlab.web import problems
+from initlab.web.config import current_config
+from initlab.web.jsonio import read_json_object
+from initlab.web.problems import FieldError, Problem
+from initlab.web.schemas.catalog import (
+    ACTIVATION_PARAMETER_NAMES,
+    ActivationQuerySchema,
+    ActivationsResponseSchema,
+    SchemesResponseSchema,
+)
+from initlab.web.schemas.recommendations import (
+    RecommendationRequestSchema,
+    RecommendationResponseSchema,
+)
+from initlab.web.schemas.spec import load_spec
+
+blueprint = Blueprint("v1", __name__)
+
+
+@blueprint.post("/v1/recommendations")
+def post_recommendations() -> Response:
+    config = current_config()
+    body = read_json_object(request, config.max_json_depth)
+    errors: list[FieldError] = []
+
+    try:
+        choices = RecommendationRequestSchema().load(body)
+    except ValidationError as error:
+        errors += problems.errors_from_validation_error(error, (), body)
+        choices = None
+    try:
+        spec = load_spec(body["spec"]) if "spec" in body else None
+    except ValidationError as error:
+        errors += problems.errors_from_validation_error(error, ("spec",), body)
+    except InvalidInput as error:
+        raise problems.invalid_input_problem(error, ("spec",), body) from None
+    if errors:
+        raise problems.validation_problem(errors)
+
+    try:
+        expanded = expand(spec, config.spec_limits)
+    except InvalidInput as error:
+        raise problems.invalid_input_problem(error, ("spec",), body) from None
+    scheme, overrides = _resolve_schemes(body, choices)
+    try:
+        result = recommend(expanded, scheme, overrides)
+    except InvalidInput as error:
+        raise problems.invalid_input_problem(error, (), body) from None
+
+    answer = _recommendation_answer(expanded, result)
+    return current_app.json.response(RecommendationResponseSchema().dump(answer))
+
+
+@blueprint.get("/v1/activations")
+def get_activations() -> Response:
+    try:
+        query = ActivationQuerySchema().load(request.args)
+    except ValidationError as error:
+        raise _query_problem(
+            problems.errors_from_validation_error(error, (), request.args.to_dict())
+        ) from None
+
+    parameters = {key: query[key] for key in ACTIVATION_PARAMETER_NAMES if key in query}
+    if "name" not in query:
+        if parameters:
+            raise _query_problem(
+                FieldError(
+                    problems.json_pointer((key,)),
+                    f"{key} describes one activation; add name= (e.g."
+                    f" name=leaky_relu&{key}={query[key]!r}) or remove {key}",
+                )
+                for key in parameters
+            )
+        summaries = activation_catalogue()
+    else:
+        try:
+            activation = make_activation(query["name"], parameters)
+        except InvalidInput as error:
+            raise _query_problem(
+                problems.errors_from_invalid_input(error, (), request.args.to_dict())
+            ) from None
+        summaries = [describe_activation(activation)]
+
+    answer = {"activations": [_as_dict(summary) for summary in summaries]}
+    return current_app.json.response(ActivationsResponseSchema().dump(answer))
+
+
+@blueprint.get("/v1/schemes")
+def get_schemes() -> Response:
+    answer = {"schemes": [_as_dict(entry) for entry in scheme_catalogue()]}
+    return current_app.json.response(SchemesResponseSchema().dump(answer))
+
+
+def _resolve_schemes(
+    body: Mapping[str, Any], choices: Mapping[str, Any]
+) -> tuple[SchemeChoice, dict[str, SchemeChoice]]:
+    """Check the scheme and every override's, reporting all their problems at once.
+
+    A scheme sent as a bare name is at fault at its own pointer (``/scheme``),
+    one sent as an object at its ``name``.
+    """
+    found: list[FieldProblem] = []
+
+    def resolve(choice: SchemeChoice, path: tuple) -> SchemeChoice:
+        sent = problems.value_at(body, path)
+        try:
+            return resolve_scheme(choice, path, path if isinstance(sent, str) else None)
+        except InvalidInput as error:
+            found.extend(error.problems)
+            return choice
+
+    scheme = resolve(choices["scheme"], ("scheme",))
+    overrides = {
+        pattern: resolve(choice, ("overrides", pattern))
+        for pattern, choice in choices["overrides"].items()
+    }
+    if found:
+        raise problems.invalid_input_problem(InvalidInput(found), (), body)
+
+    return scheme, overrides
+
+
+def _recommendation_answer(
+    expanded: ExpandedSpec, result: RecommendationResult
+) -> dict[str, Any]:
+    """Join each recommendation with the tensor it is for, in forward order."""
+    tensors = {tensor.name: tensor for tensor in expanded.parameters}
+    rows = []
+    for recommendation in result.parameters:
+        tensor = tensors[recommendation.name]
+        rows.append(
+            {
+                **vars(recommendation),
+                "layer": tensor.layer,
+                "kind": tensor.kind,
+                "tensor": tensor.tensor,
+                "layout": tensor.layout,
+                "tied_to": tensor.tied_to,
+                "scheme": {"name": recommendation.scheme, **recommendation.options},
+            }
+        )
+
+    return {
+        "scheme": result.scheme,
+        "overrides": result.overrides,
+        "dims": expanded.dims,
+        "parameter_count": expanded.parameter_count,
+        "residual_branch_count": expanded.residual_branch_count,
+        "parameters": rows,
+        "notes": [*expanded.notes, *result.notes],
+    }
+
+
+def _query_problem(errors: Any) -> Problem:
+    """A 422 for query parameters: each error also names its parameter."""
+    named = [
+        FieldError(error.pointer, error.message, error.pointer.lstrip("/") or None)
+        for error in errors
+    ]
+    return problems.validation_problem(named)
+
+
+def _as_dict(entry: Any) -> Mapping[str, Any]:
+    return entry.as_dict() if hasattr(entry, "as_dict") else entry
