@@ -1,0 +1,321 @@
+"""The OpenAPI 3.1 document of the service, built from the marshmallow schemas.
+
+``python -m initlab.web.openapi > openapi.yaml`` (``make openapi``) writes it;
+the committed ``openapi.yaml`` must equal this output (a test says so). The
+paths and operations are written here by hand; every body schema comes from
+:mod:`initlab.web.schemas`, the spec's from
+:func:`initlab.web.schemas.spec.add_spec_components`.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import yaml
+from apispec import APISpec
+from apispec.ext.marshmallow import MarshmallowPlugin
+
+from initlab import __version__
+from initlab.core.schemes import scheme_catalogue
+from initlab.web.app import OPENAPI_MEDIA_TYPE, REQUEST_ID_HEADER, REQUEST_ID_PATTERN
+from initlab.web.config import settings
+from initlab.web.jsonio import JSON_MEDIA_TYPE
+from initlab.web.problems import PROBLEM_KINDS, PROBLEM_MEDIA_TYPE
+from initlab.web.schemas.catalog import (
+    ActivationQuerySchema,
+    ActivationsResponseSchema,
+    HealthSchema,
+    SchemesResponseSchema,
+)
+from initlab.web.schemas.problem import ProblemSchema
+from initlab.web.schemas.recommendations import (
+    RESOLVED_SCHEME_COMPONENT,
+    SCHEME_REQUEST_COMPONENT,
+    RecommendationRequestSchema,
+    RecommendationResponseSchema,
+    resolved_scheme_json_schema,
+    scheme_request_json_schema,
+)
+from initlab.web.schemas.spec import add_spec_components
+
+OPENAPI_VERSION = "3.1.0"
+
+DESCRIPTION = """\
+Per-layer initialization recommendations for a neural-network architecture
+(Xavier/Glorot, He/Kaiming, LeCun, orthogonal, truncated normal, PyTorch
+defaults, GPT-2/Megatron, residual-aware schemes), with the numbers exactly as
+PyTorch, Keras and JAX produce them.
+
+**Every computation is a pure function of its request: the same request gets
+the same response bytes.** Retrying and caching are therefore safe. (Problem
+responses quote the request id, which differs between requests unless the
+client sends its own `X-Request-ID`.)
+
+Errors are RFC 9457 problem details (`application/problem+json`) whose `type`
+says what kind of problem it is:
+
+{kinds}
+
+Every response carries `X-Request-ID`: the client's own when it sends a sane one
+(1 to 128 of `A-Z a-z 0-9 . _ ~ : / + = -`), else one the service made up.
+Problem responses repeat it as `instance`.
+
+Limits are server configuration: environment variables (with their defaults):
+
+{limits}
+"""
+
+# Problem responses, by status, and the operations each applies to.
+_PROBLEM_RESPONSES = {
+    "400": ("BadRequest", "The body is not strict JSON or not a JSON object."),
+    "413": ("PayloadTooLarge", "The body is larger than INITLAB_MAX_BODY_BYTES."),
+    "415": ("UnsupportedMediaType", "The body is not sent as application/json."),
+    "422": (
+        "UnprocessableContent",
+        "Valid JSON that breaks a rule of the schema or of the mathematics, or a"
+        " request over a configured limit (`limit-exceeded`).",
+    ),
+    "500": (
+        "InternalServerError",
+        "A bug; only the request id is returned, the traceback is logged.",
+    ),
+}
+
+
+def build_spec() -> APISpec:
+    """The service's OpenAPI document as an :class:`APISpec`."""
+    spec = APISpec(
+        title="initlab",
+        version=__version__,
+        openapi_version=OPENAPI_VERSION,
+        plugins=[MarshmallowPlugin()],
+        info={
+            "description": DESCRIPTION.format(kinds=_kinds_table(), limits=_limits()),
+        },
+    )
+    for tag, description in (
+        ("recommendations", "Initialization of every parameter of an architecture."),
+        ("catalogue", "The activations and schemes the service knows."),
+        ("operations", "Health and the contract itself."),
+    ):
+        spec.tag({"name": tag, "description": description})
+
+    _add_components(spec)
+    _add_paths(spec)
+    return spec
+
+
+class _DocumentDumper(yaml.SafeDumper):
+    """YAML with multi-line text as literal blocks and no anchors: readable diffs."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
+def _represent_text(dumper: yaml.SafeDumper, text: str) -> yaml.ScalarNode:
+    style = "|" if "\n" in text else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", text, style=style)
+
+
+_DocumentDumper.add_representer(str, _represent_text)
+
+
+def openapi_yaml() -> str:
+    """The document as YAML, keys in the order written (what ``make openapi`` saves)."""
+    document = build_spec().to_dict()
+    order = ("openapi", "info", "tags", "paths", "components")
+    document = {key: document[key] for key in order if key in document} | document
+    return yaml.dump(
+        document,
+        Dumper=_DocumentDumper,
+        sort_keys=False,
+        allow_unicode=True,
+        width=88,
+    )
+
+
+def _add_components(spec: APISpec) -> None:
+    add_spec_components(spec)
+    spec.components.schema(
+        SCHEME_REQUEST_COMPONENT,
+        component=scheme_request_json_schema(scheme_catalogue()),
+    )
+    spec.components.schema(
+        RESOLVED_SCHEME_COMPONENT, component=resolved_scheme_json_schema()
+    )
+    spec.components.schema("Problem", schema=ProblemSchema)
+    spec.components.schema("RecommendationRequest", schema=RecommendationRequestSchema)
+    spec.components.schema(
+        "RecommendationResponse", schema=RecommendationResponseSchema
+    )
+    spec.components.schema("ActivationsResponse", schema=ActivationsResponseSchema)
+    spec.components.schema("SchemesResponse", schema=SchemesResponseSchema)
+    spec.components.schema("Health", schema=HealthSchema)
+
+    spec.components.header(
+        "RequestId",
+        {
+            "description": "The request id: the client's X-Request-ID when sane,"
+            " else generated.",
+            "required": True,
+            "schema": {"type": "string", "pattern": REQUEST_ID_PATTERN},
+        },
+    )
+    spec.components.parameter(
+        "RequestId",
+        "header",
+        {
+            "name": REQUEST_ID_HEADER,
+            "description": "An id for this request, echoed in the response; an"
+            " absent or insane one is replaced by a generated id.",
+            "required": False,
+            "schema": {"type": "string", "pattern": REQUEST_ID_PATTERN},
+        },
+    )
+    for status, (name, description) in _PROBLEM_RESPONSES.items():
+        spec.components.response(name, _problem_response(description, status))
+
+
+def _problem_response(description: str, status: str) -> dict[str, Any]:
+    kinds = [kind for kind in PROBLEM_KINDS if str(kind.status) == status]
+    kinds_text = ", ".join(f"`{kind.slug}`" for kind in kinds)
+    return {
+        "description": f"{description} Problem types: {kinds_text}.",
+        "headers": {REQUEST_ID_HEADER: {"$ref": "#/components/headers/RequestId"}},
+        "content": {PROBLEM_MEDIA_TYPE: {"schema": "Problem"}},
+    }
+
+
+def _ok(description: str, schema: str, media_type: str = JSON_MEDIA_TYPE) -> dict:
+    return {
+        "description": description,
+        "headers": {REQUEST_ID_HEADER: {"$ref": "#/components/headers/RequestId"}},
+        "content": {media_type: {"schema": schema}},
+    }
+
+
+def _problems(*statuses: str) -> dict[str, Any]:
+    return {status: _PROBLEM_RESPONSES[status][0] for status in statuses}
+
+
+def _add_paths(spec: APISpec) -> None:
+    request_id = "RequestId"
+
+    spec.path(
+        path="/v1/recommendations",
+        operations={
+            "post": {
+                "operationId": "recommend",
+                "tags": ["recommendations"],
+                "summary": "Recommend an initialization for every parameter.",
+                "description": "Expands the spec into its parameter tensors in"
+                " forward order (PyTorch's names and shapes) and applies `scheme`,"
+                " or the first matching override, to each.",
+                "parameters": [request_id],
+                "requestBody": {
+                    "required": True,
+                    "content": {JSON_MEDIA_TYPE: {"schema": "RecommendationRequest"}},
+                },
+                "responses": {
+                    "200": _ok("The recommendations.", "RecommendationResponse"),
+                    **_problems("400", "413", "415", "422", "500"),
+                },
+            }
+        },
+    )
+    spec.path(
+        path="/v1/activations",
+        operations={
+            "get": {
+                "operationId": "listActivations",
+                "tags": ["catalogue"],
+                "summary": "Gains and Gaussian moments of the activations.",
+                "description": "Moments of φ(z) for z ~ N(0, 1) and the gains that"
+                " keep the forward second moment, the variance or the backward"
+                " gradient, next to PyTorch's calculate_gain.",
+                "parameters": [
+                    {"in": "query", "schema": ActivationQuerySchema},
+                    request_id,
+                ],
+                "responses": {
+                    "200": _ok("The activations asked for.", "ActivationsResponse"),
+                    **_problems("422", "500"),
+                },
+            }
+        },
+    )
+    spec.path(
+        path="/v1/schemes",
+        operations={
+            "get": {
+                "operationId": "listSchemes",
+                "tags": ["catalogue"],
+                "summary": "The initialization schemes, their options and formulas.",
+                "parameters": [request_id],
+                "responses": {
+                    "200": _ok("Every scheme.", "SchemesResponse"),
+                    **_problems("500"),
+                },
+            }
+        },
+    )
+    spec.path(
+        path="/healthz",
+        operations={
+            "get": {
+                "operationId": "health",
+                "tags": ["operations"],
+                "summary": "Whether the process answers.",
+                "parameters": [request_id],
+                "responses": {
+                    "200": _ok("The service is up.", "Health"),
+                    **_problems("500"),
+                },
+            }
+        },
+    )
+    spec.path(
+        path="/openapi.yaml",
+        operations={
+            "get": {
+                "operationId": "openapi",
+                "tags": ["operations"],
+                "summary": "This document.",
+                "parameters": [request_id],
+                "responses": {
+                    "200": {
+                        "description": "The OpenAPI document, as committed.",
+                        "headers": {
+                            REQUEST_ID_HEADER: {
+                                "$ref": "#/components/headers/RequestId"
+                            }
+                        },
+                        "content": {OPENAPI_MEDIA_TYPE: {"schema": {"type": "object"}}},
+                    },
+                    **_problems("500"),
+                },
+            }
+        },
+    )
+
+
+def _kinds_table() -> str:
+    rows = ["| status | type | when |", "|---|---|---|"]
+    rows += [
+        f"| {kind.status} | `{kind.type}` | {kind.description} |"
+        for kind in PROBLEM_KINDS
+    ]
+    return "\n".join(rows)
+
+
+def _limits() -> str:
+    return "\n".join(
+        f"- `{setting.variable}` ({setting.default}): {setting.description}"
+        for setting in settings()
+    )
+
+
+if __name__ == "__main__":
+    # Bytes, so the file is UTF-8 whatever the locale of the shell redirecting it.
+    sys.stdout.buffer.write(openapi_yaml().encode("utf-8"))
