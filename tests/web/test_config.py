@@ -1,0 +1,89 @@
+"""Configuration from environment variables, and refusing to start on a bad one."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import subprocess
+import sys
+
+import pytest
+from initlab.core.spec import SpecLimits
+from initlab.web.app import create_app
+from initlab.web.config import Config, ConfigError, settings
+
+from .conftest import REPO_ROOT
+
+
+def test_defaults_without_any_variable() -> None:
+    config = Config.from_environ({})
+
+    assert config.max_body_bytes == 1024 * 1024
+    assert config.max_json_depth == 64
+    assert config.spec_limits == SpecLimits()
+
+
+def test_every_spec_limit_is_read_from_its_variable() -> None:
+    environ = {
+        f"INITLAB_{limit.name.upper()}": str(index + 7)
+        for index, limit in enumerate(dataclasses.fields(SpecLimits))
+    }
+
+    config = Config.from_environ(environ | {"INITLAB_MAX_BODY_BYTES": " 2048 "})
+
+    assert config.max_body_bytes == 2048
+    for index, limit in enumerate(dataclasses.fields(SpecLimits)):
+        assert getattr(config.spec_limits, limit.name) == index + 7
+
+
+def test_an_empty_variable_keeps_the_default() -> None:
+    assert Config.from_environ({"INITLAB_MAX_REPEAT_COUNT": ""}).spec_limits == (
+        SpecLimits()
+    )
+
+
+@pytest.mark.parametrize("raw", ["lots", "0", "-5", "1.5", "1e3"])
+def test_a_bad_value_names_the_variable_the_value_and_the_default(raw: str) -> None:
+    with pytest.raises(ConfigError) as refused:
+        Config.from_environ({"INITLAB_MAX_REPEAT_COUNT": raw})
+
+    assert str(refused.value) == (
+        f"INITLAB_MAX_REPEAT_COUNT must be a positive integer; got {raw!r}. Fix the"
+        f" value or unset INITLAB_MAX_REPEAT_COUNT to use the default"
+        f" {SpecLimits().max_repeat_count}."
+    )
+
+
+def test_create_app_reads_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("INITLAB_MAX_BODY_BYTES", "4096")
+
+    app = create_app()
+
+    assert app.config["MAX_CONTENT_LENGTH"] == 4096
+
+
+def test_settings_lists_every_variable_with_its_default() -> None:
+    listed = {setting.variable: setting.default for setting in settings()}
+
+    assert listed["INITLAB_MAX_BODY_BYTES"] == 1024 * 1024
+    assert listed["INITLAB_MAX_JSON_DEPTH"] == 64
+    for limit in dataclasses.fields(SpecLimits):
+        assert listed[f"INITLAB_{limit.name.upper()}"] == limit.default
+    assert all(setting.description for setting in settings())
+
+
+def test_the_wsgi_module_refuses_to_start_on_a_bad_value() -> None:
+    environment = {**os.environ, "INITLAB_MAX_BODY_BYTES": "lots"}
+
+    started = subprocess.run(
+        [sys.executable, "-c", "import initlab.web.wsgi"],
+        cwd=REPO_ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+    )
+
+    assert started.returncode != 0
+    assert "INITLAB_MAX_BODY_BYTES must be a positive integer; got 'lots'" in (
+        started.stderr
+    )
