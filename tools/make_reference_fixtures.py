@@ -477,17 +477,21 @@ def kaiming_cases() -> list[dict]:
         for distribution in ("uniform", "normal"):
             function = getattr(torch.nn.init, f"kaiming_{distribution}_")
             slope = 0.0 if a is None else a
-            activation: Any = INITLAB_ACTIVATION[nonlinearity]
+            # The scheme names the nonlinearity as the call does; the layer's
+            # activation says the same where initlab has it (a leaky_relu
+            # slope above 1, as nn.Linear's a=sqrt(5), is no activation).
             scheme = {
                 "name": f"kaiming_{distribution}",
                 "mode": mode,
-                "nonlinearity": activation,
+                "nonlinearity": nonlinearity,
             }
+            activation: Any = INITLAB_ACTIVATION[nonlinearity]
             if nonlinearity == "leaky_relu":
-                # PyTorch's a=0 default with leaky_relu is relu's gain.
                 scheme["negative_slope"] = slope
                 activation = {"name": "leaky_relu", "negative_slope": slope}
-            layer = layer_with_activation(WEIGHT_SHAPES[shape_name], activation)
+            layer = WEIGHT_SHAPES[shape_name]
+            if nonlinearity != "leaky_relu" or slope <= 1.0:
+                layer = layer_with_activation(layer, activation)
             a_text = "0" if a is None else ("math.sqrt(5)" if a == math.sqrt(5) else a)
             call = (
                 f"torch.nn.init.kaiming_{distribution}_(w, a={a_text}, "
