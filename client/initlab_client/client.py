@@ -129,9 +129,8 @@ class Client:
         Keyword arguments set the activation's parameters, as in
         ``activations("leaky_relu", negative_slope=0.2)``.
         """
-        query: dict[str, Any] = dict(params)
-        if name is not None:
-            query["name"] = name
+        query: dict[str, Any] = {} if name is None else {"name": name}
+        query.update(params)
 
         return self._call(
             "GET",
@@ -181,7 +180,7 @@ class Client:
         except requests.Timeout as error:
             # Before ConnectionError: requests' ConnectTimeout is both.
             raise Timeout(
-                f"{method} {url}: no answer within timeout={self.timeout!r} s"
+                f"{method} {url}: no answer within timeout={self.timeout!r} (seconds)"
             ) from error
         except requests.ConnectionError as error:
             raise ConnectionError(
@@ -201,7 +200,7 @@ def _checked_base_url(base_url: str | None) -> str:
     source = "base_url"
     if not base_url:
         base_url = os.environ.get(BASE_URL_ENV) or DEFAULT_BASE_URL
-        source = BASE_URL_ENV if os.environ.get(BASE_URL_ENV) else "the default"
+        source = BASE_URL_ENV
 
     parts = urlsplit(base_url)
     if parts.scheme not in ("http", "https") or not parts.netloc:

@@ -61,18 +61,32 @@ def _from_json(cls: type[Model], data: Any, where: str) -> Model:
     return cls(**values)
 
 
-def _strings(value: Any, where: str) -> tuple[str, ...]:
-    if not isinstance(value, list):
-        raise InvalidResponse(f"{where}: expected a list, got {type(value).__name__}")
+def _tuple_of(item: Converter) -> Converter:
+    """A converter of a JSON list whose elements each go through ``item``."""
 
-    return tuple(str(item) for item in value)
+    def convert(value: Any, where: str) -> tuple[Any, ...]:
+        if not isinstance(value, list):
+            raise InvalidResponse(
+                f"{where}: expected a list, got {type(value).__name__}"
+            )
+
+        return tuple(
+            item(element, f"{where}[{index}]") for index, element in enumerate(value)
+        )
+
+    return convert
 
 
-def _integers(value: Any, where: str) -> tuple[int, ...]:
-    if not isinstance(value, list):
-        raise InvalidResponse(f"{where}: expected a list, got {type(value).__name__}")
+def _model(cls: type[Model]) -> Converter:
+    return lambda value, where: _from_json(cls, value, where)
 
-    return tuple(int(item) for item in value)
+
+def _optional(convert: Converter) -> Converter:
+    return lambda value, where: None if value is None else convert(value, where)
+
+
+_strings = _tuple_of(lambda value, where: str(value))
+_integers = _tuple_of(lambda value, where: int(value))
 
 
 def _mapping(value: Any, where: str) -> dict[str, Any]:
@@ -90,28 +104,6 @@ def _frozen(value: Any, where: str) -> Any:
         return tuple(_frozen(item, where) for item in value)
 
     return value
-
-
-def _models(cls: type[Model]) -> Converter:
-    def convert(value: Any, where: str) -> tuple[Model, ...]:
-        if not isinstance(value, list):
-            raise InvalidResponse(
-                f"{where}: expected a list, got {type(value).__name__}"
-            )
-
-        return tuple(
-            _from_json(cls, item, f"{where}[{index}]")
-            for index, item in enumerate(value)
-        )
-
-    return convert
-
-
-def _optional_model(cls: type[Model]) -> Converter:
-    def convert(value: Any, where: str) -> Model | None:
-        return None if value is None else _from_json(cls, value, where)
-
-    return convert
 
 
 @dataclass(frozen=True)
@@ -150,7 +142,7 @@ class ParameterRecommendation:
     mean: float
     std: float
     bound: float | None
-    truncation: Truncation | None = _convert(_optional_model(Truncation))
+    truncation: Truncation | None = _convert(_optional(_model(Truncation)))
     pytorch: str | None
     convention: str
     tied_to: str | None
@@ -180,12 +172,12 @@ class Recommendations:
     """
 
     scheme: dict[str, Any] = _convert(_mapping)
-    overrides: tuple[OverrideResult, ...] = _convert(_models(OverrideResult))
+    overrides: tuple[OverrideResult, ...] = _convert(_tuple_of(_model(OverrideResult)))
     dims: dict[str, int] = _convert(_mapping)
     parameter_count: int
     residual_branch_count: int
     parameters: tuple[ParameterRecommendation, ...] = _convert(
-        _models(ParameterRecommendation)
+        _tuple_of(_model(ParameterRecommendation))
     )
     notes: tuple[str, ...] = _convert(_strings)
     raw: dict[str, Any] = _raw()
@@ -252,7 +244,7 @@ class SchemeInfo:
     name: str
     description: str
     applies_to: Any = _convert(_frozen)
-    options: tuple[SchemeOption, ...] = _convert(_models(SchemeOption))
+    options: tuple[SchemeOption, ...] = _convert(_tuple_of(_model(SchemeOption)))
     formula: str
     source: str
     convention: str
@@ -271,4 +263,4 @@ def list_member(cls: type[Model], data: Any, member: str) -> list[Model]:
             " initlab /v1 service?"
         )
 
-    return list(_models(cls)(data[member], member))
+    return list(_tuple_of(_model(cls))(data[member], member))

@@ -53,8 +53,9 @@ def test_kaiming_normal_relu_linear(client: Client) -> None:
     result = client.recommend(MNIST_LAYER, scheme={"name": "kaiming_normal"})
 
     weight = result.by_name("fc.weight")
-    # He et al. (2015): std = gain / sqrt(fan_in), gain sqrt(2) for ReLU;
-    # torch.nn.init.kaiming_normal_ gives 0.050507627227610534 for 784 inputs.
+    # He et al. (2015): std = sqrt(2 / fan_in) for ReLU, 0.050507627227610534
+    # for 784 inputs (Keras' VarianceScaling); torch.nn.init.kaiming_normal_'s
+    # gain / sqrt(fan) rounds to 0.05050762722761054, one ulp away.
     assert weight.std == pytest.approx(0.050507627227610534, rel=1e-12)
     assert weight.gain == pytest.approx(math.sqrt(2.0), rel=1e-12)
     assert weight.fan_in == 784 and weight.fan_out == 256

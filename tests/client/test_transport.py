@@ -187,7 +187,7 @@ def test_activation_parameters_go_in_the_query() -> None:
     assert client.activations("leaky_relu", negative_slope=0.2) == []
 
     assert adapter.requests[0].url == (
-        STUB_URL + "/v1/activations?negative_slope=0.2&name=leaky_relu"
+        STUB_URL + "/v1/activations?name=leaky_relu&negative_slope=0.2"
     )
 
 
