@@ -34,6 +34,17 @@ START_DEADLINE_SECONDS = 60.0
 STOP_DEADLINE_SECONDS = 15.0
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark ``server`` every test that uses the live server, marked or not.
+
+    So that ``-m "not server"`` leaves out exactly the tests that start
+    gunicorn, even one whose author forgot the marker.
+    """
+    for item in items:
+        if "live_server_url" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.server)
+
+
 @pytest.fixture(scope="session")
 def serve_command() -> tuple[str, ...]:
     """The command line that starts the service, as ``make serve`` runs it."""
