@@ -1587,6 +1587,11 @@ def main() -> None:
                     "trunc_normal_ bounds a and b are absolute values; PyTorch "
                     "applies no variance correction. checks.empirical_std is the std "
                     f"of {TRUNCATED_SAMPLE_SIZE} float64 draws.",
+                    "PyTorch 2.13's trunc_normal_ draws N(mean, std) and redraws "
+                    "values outside [a, b] when more than 30% of the mass lies "
+                    "inside (sampler_path), else accepts uniform proposals on "
+                    "[a, b]; it casts a and b to the tensor's dtype for the "
+                    "rejection test, so a float32 tensor is cut at float32(a).",
                     "A layer with layout in_out is GPT-2's Conv1D: PyTorch's fan "
                     "helper sees an (in, out) tensor and swaps the fans.",
                 ],
