@@ -34,6 +34,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 OPENAPI_PATH = REPO_ROOT / "openapi.yaml"
 EXAMPLES = REPO_ROOT / "examples"
 HOST_URL = "http://localhost"
+NO_JSON = object()
 
 
 def _json_loads(value: bytes, **parameters: str) -> Any:
@@ -129,14 +130,14 @@ class ContractClient:
         method: str,
         path: str,
         *,
-        json_body: Any = None,
+        json_body: Any = NO_JSON,
         data: bytes | str | None = None,
         content_type: str | None = None,
         query: Mapping[str, str] | None = None,
         headers: Mapping[str, str] | None = None,
         conforms: bool | None = True,
     ) -> TestResponse:
-        if json_body is not None:
+        if json_body is not NO_JSON:
             data = json.dumps(json_body)
             content_type = content_type or "application/json"
         if isinstance(data, str):
