@@ -392,6 +392,38 @@ def test_a_spec_over_a_limit_names_the_limit_and_its_value(make_api, caplog) -> 
     assert any("max_repeat_count" in record.getMessage() for record in caplog.records)
 
 
+def test_the_configured_layer_limit_applies_while_loading_the_spec(make_api) -> None:
+    api = make_api(Config(spec_limits=SpecLimits(max_layers=2)))
+    spec = {
+        "dims": {},
+        "layers": [{"kind": "linear", "in": 4, "out": 4} for _ in range(3)],
+    }
+
+    response = api.post("/v1/recommendations", json_body={"spec": spec})
+
+    body = problem_of(response, 422, "limit-exceeded")
+    assert body["limit"] == "max_layers"
+    assert body["limit_value"] == 2
+    assert pointers(body) == ["/spec/layers"]
+
+
+def test_problems_of_the_spec_and_of_the_scheme_come_together(
+    api: ContractClient,
+) -> None:
+    spec = {"dims": {}, "layers": [{"kind": "linear", "in": "d", "out": 4}]}
+
+    response = api.post(
+        "/v1/recommendations",
+        json_body={"spec": spec, "scheme": {"name": "xavier_normal", "gain": -1}},
+        conforms=False,
+    )
+
+    body = problem_of(response, 422, "validation")
+    assert pointers(body) == ["/spec/layers/0/in", "/scheme/gain"]
+    assert "-1" in message_at(body, "/scheme/gain")
+    assert body["detail"].startswith("2 fields are at fault (see errors); first,")
+
+
 # --- 422: query parameters ------------------------------------------------------
 
 
@@ -448,6 +480,15 @@ def test_a_parameter_without_a_name_is_refused(api: ContractClient) -> None:
     body = problem_of(response, 422, "validation")
     assert pointers(body) == ["/negative_slope"]
     assert "name=leaky_relu&negative_slope=0.2" in message_at(body, "/negative_slope")
+
+
+def test_the_hint_for_a_lone_parameter_names_its_activation(
+    api: ContractClient,
+) -> None:
+    response = api.get("/v1/activations", query={"alpha": "0.5"})
+
+    body = problem_of(response, 422, "validation")
+    assert "name=elu&alpha=0.5" in message_at(body, "/alpha")
 
 
 def test_an_unknown_query_parameter_is_refused(api: ContractClient) -> None:

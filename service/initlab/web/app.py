@@ -23,6 +23,7 @@ from initlab.web.config import APP_EXTENSION, Config
 from initlab.web.jsonio import StrictJSONProvider
 from initlab.web.problems import LIMIT_EXCEEDED, PROBLEM_MEDIA_TYPE, Problem
 from initlab.web.routes import blueprint
+from initlab.web.schemas.catalog import HealthSchema
 
 REQUEST_ID_HEADER = "X-Request-ID"
 REQUEST_ID_PATTERN = r"^[A-Za-z0-9._~:/+=-]{1,128}$"
@@ -82,8 +83,6 @@ def problem_response(problem: Problem) -> Response:
 
 
 def _healthz() -> Response:
-    from initlab.web.schemas.catalog import HealthSchema
-
     return current_app.json.response(HealthSchema().dump({"status": "ok"}))
 
 

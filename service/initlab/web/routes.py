@@ -13,14 +13,15 @@ from flask import Blueprint, Response, current_app, request
 from marshmallow import ValidationError
 
 from initlab.core.activations import (
+    ACTIVATION_PARAMETERS,
     activation_catalogue,
     describe_activation,
     make_activation,
 )
-from initlab.core.errors import FieldProblem, InvalidInput
+from initlab.core.errors import FieldProblem, InvalidInput, LimitExceeded
 from initlab.core.recommend import RecommendationResult, recommend
 from initlab.core.schemes import resolve_scheme, scheme_catalogue
-from initlab.core.spec import expand
+from initlab.core.spec import Spec, SpecLimits, expand
 from initlab.core.types import ExpandedSpec, SchemeChoice
 from initlab.web import problems
 from initlab.web.config import current_config
@@ -45,27 +46,19 @@ blueprint = Blueprint("v1", __name__)
 def post_recommendations() -> Response:
     config = current_config()
     body = read_json_object(request, config.max_json_depth)
-    errors: list[FieldError] = []
+    spec, choices = _load_recommendation_request(body, config.spec_limits)
 
-    try:
-        choices = RecommendationRequestSchema().load(body)
-    except ValidationError as error:
-        errors += problems.errors_from_validation_error(error, (), body)
-        choices = None
-    try:
-        spec = load_spec(body["spec"]) if "spec" in body else None
-    except ValidationError as error:
-        errors += problems.errors_from_validation_error(error, ("spec",), body)
-    except InvalidInput as error:
-        raise problems.invalid_input_problem(error, ("spec",), body) from None
-    if errors:
-        raise problems.validation_problem(errors)
-
+    found: list[FieldProblem] = []
+    scheme, overrides = _resolve_schemes(body, choices, found)
     try:
         expanded = expand(spec, config.spec_limits)
-    except InvalidInput as error:
+    except LimitExceeded as error:
         raise problems.invalid_input_problem(error, ("spec",), body) from None
-    scheme, overrides = _resolve_schemes(body, choices)
+    except InvalidInput as error:
+        found[:0] = error.prefixed("spec").problems
+    if found:
+        raise problems.invalid_input_problem(InvalidInput(found), (), body)
+
     try:
         result = recommend(expanded, scheme, overrides)
     except InvalidInput as error:
@@ -91,7 +84,7 @@ def get_activations() -> Response:
                 FieldError(
                     problems.json_pointer((key,)),
                     f"{key} describes one activation; add name= (e.g."
-                    f" name=leaky_relu&{key}={query[key]!r}) or remove {key}",
+                    f" name={_owner(key)}&{key}={query[key]!r}) or remove {key}",
                 )
                 for key in parameters
             )
@@ -115,15 +108,38 @@ def get_schemes() -> Response:
     return current_app.json.response(SchemesResponseSchema().dump(answer))
 
 
+def _load_recommendation_request(
+    body: Mapping[str, Any], limits: SpecLimits
+) -> tuple[Spec, Mapping[str, Any]]:
+    """The spec and the scheme choices, or a 422 listing every schema error of both."""
+    errors: list[FieldError] = []
+    choices: Mapping[str, Any] = {}
+    spec = None
+    try:
+        choices = RecommendationRequestSchema().load(body)
+    except ValidationError as error:
+        errors += problems.errors_from_validation_error(error, (), body)
+    if "spec" in body:
+        try:
+            spec = load_spec(body["spec"], limits)
+        except ValidationError as error:
+            errors += problems.errors_from_validation_error(error, ("spec",), body)
+        except InvalidInput as error:
+            raise problems.invalid_input_problem(error, ("spec",), body) from None
+
+    if errors:
+        raise problems.validation_problem(errors)
+    return spec, choices
+
+
 def _resolve_schemes(
-    body: Mapping[str, Any], choices: Mapping[str, Any]
+    body: Mapping[str, Any], choices: Mapping[str, Any], found: list[FieldProblem]
 ) -> tuple[SchemeChoice, dict[str, SchemeChoice]]:
-    """Check the scheme and every override's, reporting all their problems at once.
+    """Check the scheme and every override's, adding their problems to ``found``.
 
     A scheme sent as a bare name is at fault at its own pointer (``/scheme``),
     one sent as an object at its ``name``.
     """
-    found: list[FieldProblem] = []
 
     def resolve(choice: SchemeChoice, path: tuple) -> SchemeChoice:
         sent = problems.value_at(body, path)
@@ -138,9 +154,6 @@ def _resolve_schemes(
         pattern: resolve(choice, ("overrides", pattern))
         for pattern, choice in choices["overrides"].items()
     }
-    if found:
-        raise problems.invalid_input_problem(InvalidInput(found), (), body)
-
     return scheme, overrides
 
 
@@ -182,6 +195,11 @@ def _query_problem(errors: Any) -> Problem:
         for error in errors
     ]
     return problems.validation_problem(named)
+
+
+def _owner(parameter: str) -> str:
+    """The first activation that takes ``parameter``."""
+    return next(name for name, own in ACTIVATION_PARAMETERS.items() if parameter in own)
 
 
 def _as_dict(entry: Any) -> Mapping[str, Any]:
