@@ -69,7 +69,7 @@ def request_id() -> str:
     """The request's id: the client's ``X-Request-ID`` when sane, else a new one."""
     if "request_id" not in g:
         sent = request.headers.get(REQUEST_ID_HEADER, "")
-        g.request_id = sent if _SANE_REQUEST_ID.match(sent) else uuid.uuid4().hex
+        g.request_id = sent if _SANE_REQUEST_ID.fullmatch(sent) else uuid.uuid4().hex
 
     return g.request_id
 
