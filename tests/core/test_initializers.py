@@ -141,7 +141,7 @@ def truncations(draw):
     return mean, std, mean + alpha * std, mean + beta * std
 
 
-@settings(max_examples=300)
+@settings(max_examples=300, deadline=None)
 @given(truncations())
 def test_truncated_moments_match_scipy_truncnorm(case):
     mean, std, lower, upper = case
@@ -180,7 +180,7 @@ def _quadrature_std(alpha: float, beta: float) -> float:
     return math.sqrt(second / mass - (first / mass) ** 2)
 
 
-@settings(max_examples=100)
+@settings(max_examples=100, deadline=None)
 @given(st.floats(-30.0, 30.0), st.floats(1e-3, 3.0), st.booleans())
 def test_narrow_and_far_cuts_keep_their_digits(start, width, mirrored):
     alpha, beta = (-start - width, -start) if mirrored else (start, start + width)
@@ -249,7 +249,7 @@ def _orthogonal_sample(rows: int, cols: int, gain: float, seed: int) -> np.ndarr
     return gain * q
 
 
-@settings(max_examples=60)
+@settings(max_examples=60, deadline=None)
 @given(
     st.integers(1, 40), st.integers(1, 40), st.floats(0.1, 3.0), st.integers(0, 2**32)
 )

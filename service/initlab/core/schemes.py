@@ -599,7 +599,7 @@ def _option_problem(
             return None
         hint = ""
         if isinstance(value, str):
-            close = difflib.get_close_matches(value, option.choices, n=1)
+            close = difflib.get_close_matches(value, option.choices, n=1, cutoff=0.7)
             if close:
                 hint = f"; did you mean {close[0]!r}?"
         return FieldProblem(
