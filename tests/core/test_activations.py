@@ -564,7 +564,11 @@ REFERENCE_GAINS = [
 ]
 
 
-@pytest.mark.parametrize(("name", "gain", "expected"), REFERENCE_GAINS, ids=str)
+@pytest.mark.parametrize(
+    ("name", "gain", "expected"),
+    REFERENCE_GAINS,
+    ids=[f"{name}-{gain.__name__}" for name, gain, _ in REFERENCE_GAINS],
+)
 def test_gains_match_the_reference_values(name, gain, expected):
     assert gain(make_activation(name)) == pytest.approx(expected, abs=1e-6)
 
