@@ -22,6 +22,8 @@ serve: $(BIN)/.installed
 	$(BIN)/gunicorn --config service/gunicorn.conf.py initlab.web.wsgi:app
 
 test: $(BIN)/.installed
+	$(BIN)/ruff check service client tests tools
+	$(BIN)/ruff format --check service client tests tools
 	$(BIN)/python -m pytest
 
 lint: $(BIN)/.installed

@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 
 import pytest
+
 from initlab.core.spec import expand
 from initlab.web.schemas.spec import load_spec
 

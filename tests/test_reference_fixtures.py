@@ -19,6 +19,7 @@ import math
 from pathlib import Path
 
 import pytest
+
 from initlab.web.app import create_app
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "reference"

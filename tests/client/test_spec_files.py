@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from initlab_client import SpecFileError, load_spec
 
 SPEC = {

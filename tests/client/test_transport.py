@@ -14,9 +14,11 @@ import socket
 from collections.abc import Iterator
 from http import HTTPStatus
 
-import initlab_client
 import pytest
 import requests
+from requests.adapters import BaseAdapter
+
+import initlab_client
 from initlab_client import (
     APIError,
     BadRequest,
@@ -29,7 +31,6 @@ from initlab_client import (
     ServerError,
     ValidationError,
 )
-from requests.adapters import BaseAdapter
 
 STUB_URL = "http://initlab.stub"
 

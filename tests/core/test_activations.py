@@ -15,6 +15,8 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from scipy import integrate, special
+
 from initlab.core.activations import (
     ACTIVATION_NAMES,
     ACTIVATION_PARAMETERS,
@@ -37,7 +39,6 @@ from initlab.core.activations import (
 )
 from initlab.core.errors import InvalidInput
 from initlab.core.types import Activation
-from scipy import integrate, special
 
 PI_60 = Decimal("3.14159265358979323846264338327950288419716939937510582097494459")
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+
 from initlab.core.errors import InvalidInput
 from initlab.core.fans import (
     fan_notes,

@@ -8,6 +8,9 @@ import numpy as np
 import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
+from scipy import integrate
+from scipy.stats import truncnorm
+
 from initlab.core.activations import make_activation, pytorch_gain
 from initlab.core.initializers import (
     KERAS_TRUNCATED_NORMAL_STD,
@@ -34,8 +37,6 @@ from initlab.core.initializers import (
     xavier_std,
 )
 from initlab.core.types import Activation
-from scipy import integrate
-from scipy.stats import truncnorm
 
 RELU_GAIN = math.sqrt(2.0)
 

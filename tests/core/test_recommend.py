@@ -8,6 +8,7 @@ import math
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from initlab.core.activations import make_activation, second_moment_gain
 from initlab.core.errors import InvalidInput
 from initlab.core.recommend import recommend

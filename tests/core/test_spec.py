@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from initlab.core.errors import InvalidInput, LimitExceeded
 from initlab.core.spec import (
     AttentionSpec,

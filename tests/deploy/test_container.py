@@ -23,6 +23,7 @@ from types import ModuleType
 import pytest
 import yaml
 from gunicorn.config import Config as GunicornConfig
+
 from initlab.web.config import DEFAULT_MAX_BODY_BYTES
 from initlab.web.problems import BODY_TOO_LARGE, PROBLEM_TYPE_BASE
 

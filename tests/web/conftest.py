@@ -20,8 +20,6 @@ import pytest
 import yaml
 from flask import Flask
 from flask.testing import FlaskClient
-from initlab.web.app import create_app
-from initlab.web.config import Config
 from openapi_core import Config as OpenAPIConfig
 from openapi_core import OpenAPI
 from openapi_core.datatypes import RequestParameters
@@ -29,6 +27,9 @@ from openapi_core.templating.paths.exceptions import PathError
 from openapi_schema_validator import OAS31Validator
 from werkzeug.datastructures import Headers, ImmutableMultiDict
 from werkzeug.test import TestResponse
+
+from initlab.web.app import create_app
+from initlab.web.config import Config
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 OPENAPI_PATH = REPO_ROOT / "openapi.yaml"

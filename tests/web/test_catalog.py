@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import pytest
+
 from initlab.core.activations import ACTIVATION_NAMES
 from initlab.core.schemes import scheme_catalogue
 

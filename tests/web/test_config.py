@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import pytest
+
 from initlab.core.spec import SpecLimits
 from initlab.web.app import create_app
 from initlab.web.config import Config, ConfigError, settings

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
 from initlab.core.activations import ACTIVATION_NAMES
 from initlab.core.schemes import SCHEME_NAMES
 from initlab.core.spec import ITEM_KINDS

@@ -6,8 +6,9 @@ import subprocess
 import sys
 
 import pytest
-from initlab.web import routes
 from openapi_core import OpenAPI
+
+from initlab.web import routes
 
 from .conftest import OPENAPI_PATH, REPO_ROOT, ContractClient
 

@@ -11,10 +11,11 @@ import json
 import logging
 
 import pytest
+from werkzeug.test import TestResponse
+
 from initlab.core.spec import SpecLimits
 from initlab.web import routes
 from initlab.web.config import Config
-from werkzeug.test import TestResponse
 
 from .conftest import ContractClient
 

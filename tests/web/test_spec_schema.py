@@ -12,6 +12,9 @@ from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from marshmallow import ValidationError
+from openapi_schema_validator import OAS31Validator
+
 from initlab.core.errors import InvalidInput, LimitExceeded
 from initlab.core.spec import (
     ConvSpec,
@@ -24,8 +27,6 @@ from initlab.core.spec import (
 )
 from initlab.core.types import Activation
 from initlab.web.schemas.spec import SpecSchema, add_spec_components, load_spec
-from marshmallow import ValidationError
-from openapi_schema_validator import OAS31Validator
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 

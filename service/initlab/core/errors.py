@@ -25,7 +25,9 @@ class FieldProblem:
     allowed: str | None = None
 
     def prefixed(self, *prefix: str | int) -> FieldProblem:
-        return FieldProblem((*prefix, *self.path), self.message, self.value, self.allowed)
+        return FieldProblem(
+            (*prefix, *self.path), self.message, self.value, self.allowed
+        )
 
 
 class InitlabError(ValueError):

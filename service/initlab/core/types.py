@@ -25,7 +25,9 @@ LayerKind = Literal[
 ]
 Layout = Literal["out_in", "in_out"]
 TensorRole = Literal["weight", "bias"]
-Distribution = Literal["normal", "uniform", "truncated_normal", "orthogonal", "constant"]
+Distribution = Literal[
+    "normal", "uniform", "truncated_normal", "orthogonal", "constant"
+]
 NormPlacement = Literal["pre", "post", "none"]
 
 
@@ -120,7 +122,7 @@ class ExpandedSpec:
 
 @dataclass(frozen=True)
 class SchemeChoice:
-    """A scheme name with its options as the user gave them (defaults not yet filled)."""
+    """A scheme name with its options as given (defaults not yet filled)."""
 
     name: str
     options: dict = field(default_factory=dict)

@@ -211,7 +211,7 @@ def _add_paths(spec: APISpec) -> None:
                 "summary": "Recommend an initialization for every parameter.",
                 "description": "Expands the spec into its parameter tensors in"
                 " forward order (PyTorch's names and shapes) and applies `scheme`,"
-                " or the first matching override, to each.",
+                " or the last override whose pattern matches it, to each.",
                 "parameters": [request_id],
                 "requestBody": {
                     "required": True,
