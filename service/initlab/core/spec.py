@@ -43,10 +43,13 @@ from initlab.core.types import (
     Activation,
     ExpandedSpec,
     LayerKind,
+    LayerNode,
     Layout,
     NormPlacement,
     ParameterTensor,
+    ResidualNode,
     ResidualPosition,
+    StructureNode,
 )
 
 Size: TypeAlias = int | str
@@ -345,7 +348,8 @@ class _Module:
 
     ``suffix`` is the projection's name under the layer (``q``) or ``None``;
     ``step`` is its position on the signal path within the layer (``None`` for
-    norms, which hold no weight layer).
+    norms, which hold no weight layer); ``heads`` is ``(n_heads, n_kv_heads,
+    d_head)`` for an attention projection.
     """
 
     suffix: str | None
@@ -360,6 +364,7 @@ class _Module:
     layout: Layout = "out_in"
     activation: Activation = Activation()
     origin: str | None = None
+    heads: tuple[int, int, int] | None = None
 
     @classmethod
     def dense(
@@ -1097,6 +1102,7 @@ class _Planner:
                 step=1 if suffix == "o" else 0,
                 layout=layout,
                 origin=f"attention.{suffix}",
+                heads=(n_heads, n_kv_heads, d_head),
             )
             for suffix, (in_features, out_features) in sizes.items()
         )
@@ -1260,8 +1266,9 @@ class _Emitter:
         self.notes: dict[str, None] = {}
 
     def emit(self) -> ExpandedSpec:
+        structure: list[StructureNode] = []
         for item in self.plan.items:
-            self.emit_plan(item, (), None, inside_residual=False)
+            structure.extend(self.emit_plan(item, (), None, inside_residual=False))
         self.resolve_ties()
         self.mark_readout()
 
@@ -1272,6 +1279,7 @@ class _Emitter:
             parameter_count=sum(counted),
             residual_branch_count=self.plan.branches,
             notes=tuple(self.notes),
+            structure=tuple(structure),
         )
 
     def emit_plan(
@@ -1280,43 +1288,66 @@ class _Emitter:
         prefix: tuple[str, ...],
         branch: _Branch | None,
         inside_residual: bool,
-    ) -> None:
+    ) -> list[StructureNode]:
+        """Write out ``plan``'s tensors; returns its nodes of the layer tree."""
         if isinstance(plan, _LayerPlan):
-            self.emit_layer(plan, prefix, branch, inside_residual)
-            return
+            return [self.emit_layer(plan, prefix, branch, inside_residual)]
 
         inner = prefix if plan.segment is None else (*prefix, plan.segment)
+        nodes: list[StructureNode] = []
         if plan.kind == "repeat":
             for copy in range(plan.count):
                 for child in plan.children:
-                    self.emit_plan(child, (*inner, str(copy)), branch, inside_residual)
+                    nodes.extend(
+                        self.emit_plan(
+                            child, (*inner, str(copy)), branch, inside_residual
+                        )
+                    )
         elif plan.kind == "sequential":
             for child in plan.children:
-                self.emit_plan(child, inner, branch, inside_residual)
+                nodes.extend(self.emit_plan(child, inner, branch, inside_residual))
         else:
-            self.emit_residual(plan, inner)
+            nodes.append(self.emit_residual(plan, inner))
 
-    def emit_residual(self, plan: _GroupPlan, prefix: tuple[str, ...]) -> None:
+        return nodes
+
+    def emit_residual(self, plan: _GroupPlan, prefix: tuple[str, ...]) -> ResidualNode:
         branch = _Branch(self.next_branch, plan.branch_depth, plan.norm)
         self.next_branch += 1
 
+        norm_layer = None
         if plan.norm == "pre" and plan.norm_module is not None:
-            self.emit_layer(plan.norm_module, prefix, branch, inside_residual=True)
+            norm_layer = self.emit_layer(
+                plan.norm_module, prefix, branch, inside_residual=True
+            )
+        children: list[StructureNode] = []
         for child in plan.children:
-            self.emit_plan(child, prefix, branch, inside_residual=True)
+            children.extend(self.emit_plan(child, prefix, branch, inside_residual=True))
         if plan.shortcut:
             self.note(
                 "Shortcut layers (such as a ResNet downsample) are not on the residual"
                 " branch: they carry no residual position."
             )
+        shortcut: list[StructureNode] = []
         for child in plan.shortcut:
-            self.emit_plan(child, prefix, None, inside_residual=True)
+            shortcut.extend(self.emit_plan(child, prefix, None, inside_residual=True))
         if plan.norm == "post" and plan.norm_module is not None:
             self.note(
                 "The norm of a post-norm residual group sits on the stream after the"
                 " addition: it carries no residual position."
             )
-            self.emit_layer(plan.norm_module, prefix, None, inside_residual=True)
+            norm_layer = self.emit_layer(
+                plan.norm_module, prefix, None, inside_residual=True
+            )
+
+        return ResidualNode(
+            ".".join(prefix),
+            plan.path,
+            plan.norm,
+            norm_layer,
+            tuple(children),
+            tuple(shortcut),
+        )
 
     def emit_layer(
         self,
@@ -1324,13 +1355,15 @@ class _Emitter:
         prefix: tuple[str, ...],
         branch: _Branch | None,
         inside_residual: bool,
-    ) -> None:
+    ) -> LayerNode:
         layer_name = ".".join((*prefix, plan.segment))
+        parameters: list[int] = []
         for module in plan.modules:
             module_name = layer_name
             if module.suffix is not None:
                 module_name = f"{layer_name}.{module.suffix}"
             indices = self.emit_module(module, module_name, branch)
+            parameters.extend(indices)
             if module.step is not None:
                 self.last_weight_layer = (indices, inside_residual, module_name)
             if module.origin is not None and branch is not None:
@@ -1344,6 +1377,10 @@ class _Emitter:
             self.ties.append(_Tie(self.weights[layer_name], plan.tied_to, plan.path))
         if branch is not None:
             branch.position += plan.steps
+
+        first = plan.modules[0]
+        kind = first.kind if first.origin is None else first.origin.split(".")[0]
+        return LayerNode(layer_name, kind, plan.path, tuple(parameters), first.heads)
 
     def emit_module(
         self, module: _Module, module_name: str, branch: _Branch | None

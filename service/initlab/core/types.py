@@ -110,14 +110,60 @@ class ParameterTensor:
 
 
 @dataclass(frozen=True)
+class LayerNode:
+    """One layer of an expanded spec, where the forward pass meets it.
+
+    ``name`` is the layer's dotted name (its parameters' names without
+    ``.weight``/``.bias``; for attention and gated MLPs the block's name, whose
+    projections add ``.q``, ``.gate``, ...); ``kind`` is the spec's kind
+    (``attention`` and ``gated_mlp`` included); ``path`` is the spec item it was
+    written as (every copy of a repeat shares it); ``parameters`` are the
+    indices of its tensors in :attr:`ExpandedSpec.parameters`; ``heads`` is
+    ``(n_heads, n_kv_heads, d_head)`` for an attention block.
+    """
+
+    name: str
+    kind: str
+    path: tuple[str | int, ...]
+    parameters: tuple[int, ...]
+    heads: tuple[int, int, int] | None = None
+
+
+@dataclass(frozen=True)
+class ResidualNode:
+    """A residual group: ``x + f(x)`` with its norm, branch and shortcut.
+
+    ``norm_layer`` is the group's own norm module (``norm`` "pre" or "post"),
+    ``branch`` the layers of f and ``shortcut`` those of a projection shortcut
+    (empty for the identity), each in forward order and possibly nested.
+    """
+
+    name: str
+    path: tuple[str | int, ...]
+    norm: NormPlacement
+    norm_layer: LayerNode | None
+    branch: tuple[StructureNode, ...]
+    shortcut: tuple[StructureNode, ...] = ()
+
+
+StructureNode = LayerNode | ResidualNode
+
+
+@dataclass(frozen=True)
 class ExpandedSpec:
-    """A spec after dims are resolved and groups expanded."""
+    """A spec after dims are resolved and groups expanded.
+
+    ``structure`` is the layer tree in forward order (repeat and sequential
+    groups only name their layers, so they are flattened; residual groups stay
+    nested); empty when the spec was not built by ``initlab.core.spec.expand``.
+    """
 
     dims: dict[str, int]
     parameters: tuple[ParameterTensor, ...]
     parameter_count: int
     residual_branch_count: int
     notes: tuple[str, ...] = ()
+    structure: tuple[StructureNode, ...] = ()
 
 
 @dataclass(frozen=True)
