@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 
-from initlab.core.errors import InvalidInput
+from initlab.core import meanfield, montecarlo
+from initlab.core.errors import InvalidInput, LimitExceeded
 from initlab.core.network import Attention, Dense, Embedding, GatedMlp, Norm, Residual
 from initlab.core.recommend import recommend
 from initlab.core.spec import (
@@ -23,7 +25,14 @@ from initlab.core.spec import (
     Spec,
     expand,
 )
-from initlab.core.statistics import build_network
+from initlab.core.statistics import (
+    GridAxis,
+    build_network,
+    compute_statistics,
+    phase_diagram_chart,
+    propagation_chart,
+    trend,
+)
 from initlab.core.types import Activation, LayerNode, ResidualNode, SchemeChoice
 
 RELU = Activation("relu")
@@ -293,9 +302,10 @@ def test_a_branch_that_changes_the_width_needs_a_shortcut():
     )
 
     (problem,) = error.problems
-    assert problem.path == ("layers", 0)
-    assert "the branch ends with 32 features but its input has 16" in problem.message
-    assert "projection shortcut" in problem.message
+    # The spec's own check or the network's: either names the group and the fix.
+    assert problem.path[:2] == ("layers", 0)
+    assert "32" in problem.message and "16" in problem.message
+    assert "shortcut" in problem.message
 
 
 def test_an_embedding_after_the_first_layers_is_refused():
@@ -350,3 +360,421 @@ def test_every_problem_is_reported_at_once():
         ("layers", 1),
         ("layers", 2),
     ]
+
+
+# --- Verdicts, phase and budget ----------------------------------------------------
+
+
+def mlp_spec(depth=8, width=256, activation=RELU):
+    return expand(
+        Spec(
+            {},
+            tuple(
+                linear(width, width, activation, name=f"fc{i}") for i in range(depth)
+            ),
+        )
+    )
+
+
+def statistics_of(expanded, scheme, method="analytic", budget=1e12, **options):
+    choice = scheme if isinstance(scheme, SchemeChoice) else SchemeChoice(scheme)
+    return compute_statistics(
+        expanded, recommend(expanded, choice), method=method, budget=budget, **options
+    )
+
+
+def test_pytorch_default_relu_vanishes_crossing_a_tenth_at_the_third_layer():
+    result = statistics_of(mlp_spec(), "torch_default")
+
+    forward, backward = result.summary.forward, result.summary.backward
+    assert forward.verdict == "vanishing"
+    assert (forward.crossing_layer, forward.crossing_index) == ("fc2", 3)
+    assert "passes 0.1× at fc2" in forward.reason
+    # σ_w² = 1/3 for U(±1/√n): χ₁ = 1/6, so gradients shrink by 6 per layer.
+    assert backward.verdict == "vanishing"
+    assert backward.growth_factor == pytest.approx(1 / 6, rel=1e-12)
+    assert (backward.crossing_layer, backward.crossing_index) == ("fc5", 3)
+    assert result.summary.source == "analytic"
+
+
+def test_relu_with_sigma_w2_4_explodes_doubling_per_layer():
+    result = statistics_of(
+        mlp_spec(), SchemeChoice("mean_field", {"sigma_w2": 4.0, "sigma_b2": 0.0})
+    )
+
+    forward, backward = result.summary.forward, result.summary.backward
+    assert forward.verdict == "exploding"
+    assert forward.ratio == pytest.approx(2.0**7, rel=1e-12)
+    assert forward.growth_factor == pytest.approx(2.0, rel=1e-12)
+    assert (forward.crossing_layer, forward.crossing_index) == ("fc4", 5)
+    assert backward.verdict == "exploding"
+    assert backward.growth_factor == pytest.approx(2.0, rel=1e-12)
+    assert result.summary.phase.phase == "chaotic"
+
+
+def test_he_relu_is_stable_and_critical():
+    result = statistics_of(mlp_spec(), "kaiming_normal")
+
+    assert result.summary.forward.verdict == "stable"
+    assert result.summary.forward.ratio == pytest.approx(1.0, rel=1e-12)
+    assert result.summary.forward.crossing_layer is None
+    assert result.summary.phase.phase == "critical"
+    assert result.summary.phase.chi_1 == pytest.approx(1.0, rel=1e-12)
+
+
+def test_the_phase_of_a_homogeneous_stack_is_meanfields_fixed_point():
+    result = statistics_of(
+        mlp_spec(depth=5, width=64, activation=Activation("tanh")),
+        SchemeChoice("mean_field", {"sigma_w2": 1.5, "sigma_b2": 0.05}),
+        input_second_moment=2.0,
+    )
+
+    phase = result.summary.phase
+    point = meanfield.fixed_point(
+        Activation("tanh"), 1.5, 0.05, q_input=1.5 * 2.0 + 0.05
+    )
+    assert phase.homogeneous and phase.phase == point.phase == "ordered"
+    assert (phase.sigma_w2, phase.sigma_b2) == pytest.approx((1.5, 0.05), rel=1e-12)
+    assert abs(phase.q_star - 0.418037) <= 1e-6
+    assert abs(phase.chi_1 - 0.938636) <= 1e-6
+    assert (phase.q_star, phase.c_star, phase.chi_1) == pytest.approx(
+        (point.q_star, point.c_star, point.chi_1), rel=1e-12
+    )
+    assert (phase.xi_q, phase.xi_c, phase.xi_grad) == pytest.approx(
+        (point.xi_q, point.xi_c, point.xi_grad), rel=1e-9
+    )
+
+
+def test_a_readout_and_a_first_layer_of_their_own_keep_the_stack_homogeneous():
+    expanded = expand(
+        Spec(
+            {},
+            (
+                linear(784, 256, name="fc0"),
+                linear(256, 256, name="fc1"),
+                linear(256, 256, name="fc2"),
+                linear(256, 10, None, name="out"),
+            ),
+        )
+    )
+
+    phase = statistics_of(expanded, "auto").summary.phase
+
+    assert phase.homogeneous and phase.activation == RELU
+    assert phase.sigma_w2 == pytest.approx(2.0, rel=1e-12)
+
+
+def test_mixed_stacks_and_residual_networks_have_no_phase_and_say_why():
+    mixed = expand(
+        Spec(
+            {},
+            (
+                linear(8, 8, name="a"),
+                linear(8, 8, Activation("tanh"), name="b"),
+                linear(8, 8, name="c"),
+                linear(8, 8, name="d"),
+            ),
+        )
+    )
+    residual = expand(
+        Spec({}, (ResidualGroup(name="r", layers=(linear(8, 8, None),)),))
+    )
+
+    mixed_phase = statistics_of(mixed, "kaiming_normal").summary.phase
+    residual_phase = statistics_of(residual, "kaiming_normal").summary.phase
+
+    assert not mixed_phase.homogeneous and mixed_phase.phase is None
+    assert "c reads tanh but b reads relu" in mixed_phase.reason
+    assert not residual_phase.homogeneous
+    assert "Residual" in residual_phase.reason
+
+
+def test_an_over_budget_request_is_refused_with_the_estimate_the_limit_and_a_fix():
+    expanded = mlp_spec(depth=4, width=256)
+    network = build_network(
+        expanded, recommend(expanded, SchemeChoice("kaiming_normal"))
+    )
+    cost = montecarlo.estimate_cost(network, batch_size=64, seeds=8)
+    budget = cost.work / 3
+
+    with pytest.raises(LimitExceeded) as caught:
+        statistics_of(
+            expanded,
+            "kaiming_normal",
+            method="both",
+            budget=budget,
+            batch_size=64,
+            seeds=8,
+        )
+
+    error = caught.value
+    assert (error.limit, error.limit_value) == ("compute_budget", budget)
+    (problem,) = error.problems
+    assert f"{cost.work:.3g} flop-equivalents" in problem.message
+    assert f"compute_budget = {budget:.3g}" in problem.message
+    assert "at most 2 seeds (you asked for 8)" in problem.message
+    assert "method 'analytic'" in problem.message
+    assert problem.value == cost.work
+
+
+def test_memory_over_budget_is_refused_and_the_analytic_method_always_runs():
+    expanded = mlp_spec(depth=3, width=128)
+
+    with pytest.raises(LimitExceeded) as caught:
+        statistics_of(
+            expanded, "kaiming_normal", method="monte_carlo", memory_budget=1000
+        )
+    analytic = statistics_of(expanded, "kaiming_normal", budget=0.0)
+
+    assert caught.value.limit == "memory_budget"
+    assert "bytes of working memory" in caught.value.problems[0].message
+    assert analytic.cost is None and analytic.rows[0].monte_carlo is None
+
+
+def test_both_methods_side_by_side_record_the_seed_the_numpy_version_and_the_cost():
+    expanded = mlp_spec(depth=3, width=128)
+
+    result = statistics_of(
+        expanded, "kaiming_normal", method="both", batch_size=8, seeds=4, seed=11
+    )
+
+    assert [row.name for row in result.rows] == ["fc0", "fc1", "fc2"]
+    assert all(row.top_level and row.kind == "dense" for row in result.rows)
+    row = result.rows[1]
+    assert row.analytic.second_moment == pytest.approx(2.0, rel=1e-12)
+    estimate = row.monte_carlo["second_moment"]
+    assert abs(estimate.mean - 2.0) <= 4 * estimate.standard_error + 1e-12
+    assert estimate.standard_error == pytest.approx(estimate.sd / 2, rel=1e-12)
+    assert "saturation_fraction" not in row.monte_carlo
+    assert row.expected_gradient_ratio == pytest.approx(1.0, rel=1e-12)
+    ratio = row.monte_carlo["gradient_ratio"]
+    assert abs(ratio.mean - 1.0) <= 4 * ratio.standard_error
+    assert (result.seed, result.seeds, result.batch_size) == (11, 4, 8)
+    assert result.numpy_version == np.__version__
+    assert result.cost == montecarlo.estimate_cost(
+        build_network(expanded, recommend(expanded, SchemeChoice("kaiming_normal"))),
+        batch_size=8,
+        seeds=4,
+    )
+    assert result.monte_carlo_model == montecarlo.MODEL
+    assert any("gradient independence" in note for note in result.notes)
+
+
+def test_the_same_request_gives_the_same_numbers():
+    expanded = mlp_spec(depth=3, width=64)
+
+    first = statistics_of(expanded, "auto", method="both", batch_size=8, seeds=3)
+    second = statistics_of(expanded, "auto", method="both", batch_size=8, seeds=3)
+
+    assert first == second
+
+
+def test_monte_carlo_alone_reads_its_verdicts_from_the_means():
+    result = statistics_of(
+        mlp_spec(depth=6, width=128),
+        "torch_default",
+        method="monte_carlo",
+        batch_size=8,
+        seeds=3,
+        backward=False,
+    )
+
+    assert result.summary.source == "monte_carlo"
+    assert result.summary.forward.verdict == "vanishing"
+    assert result.summary.backward is None
+    assert result.rows[0].analytic is None
+
+
+def test_notes_state_the_order_of_activation_and_norm_and_tied_weights():
+    expanded = expand(
+        Spec(
+            {},
+            (
+                EmbeddingSpec(name="wte", in_features=50, out_features=16),
+                linear(16, 16, name="fc"),
+                NormSpec(kind="layer_norm", in_features=16, name="ln"),
+                linear(16, 50, None, name="head", bias=False, tied_to="wte"),
+            ),
+        )
+    )
+
+    result = statistics_of(expanded, "auto")
+
+    assert [row.name for row in result.rows] == ["wte", "fc", "ln", "head"]
+    assert any("layer → activation → norm" in note for note in result.notes)
+    assert any("Tied weights" in note for note in result.notes)
+
+
+def test_an_unknown_method_is_refused_at_its_name():
+    with pytest.raises(InvalidInput) as caught:
+        statistics_of(mlp_spec(depth=2, width=8), "auto", method="exact")
+
+    assert caught.value.problems[0].path == ("method",)
+
+
+def test_rows_inside_blocks_are_not_top_level():
+    expanded = expand(
+        Spec(
+            {},
+            (
+                linear(16, 16, name="fc"),
+                ResidualGroup(
+                    name="r",
+                    norm="pre",
+                    norm_layer=NormLayerSpec(name="ln"),
+                    layers=(GatedMlpSpec(name="mlp", d_model=16, d_ff=32),),
+                ),
+            ),
+        )
+    )
+
+    result = statistics_of(expanded, "auto")
+
+    flags = {row.name: row.top_level for row in result.rows}
+    assert flags == {
+        "fc": True,
+        "r.ln": False,
+        "r.mlp.gate": False,
+        "r.mlp.up": False,
+        "r.mlp.down": False,
+        "r": True,
+    }
+    assert [row.activation for row in result.rows[:3]] == ["relu", "identity", "silu"]
+
+
+# --- Chart data ---------------------------------------------------------------------
+
+
+def test_propagation_chart_compares_schemes_layer_by_layer():
+    chart = propagation_chart(
+        RELU,
+        [SchemeChoice("kaiming_normal"), SchemeChoice("xavier_normal")],
+        depth=10,
+        width=128,
+        batch_size=8,
+        seeds=3,
+        budget=1e12,
+    )
+
+    assert chart.x == tuple(range(1, 11))
+    assert [(s.scheme.name, s.direction) for s in chart.series] == [
+        ("kaiming_normal", "forward"),
+        ("kaiming_normal", "backward"),
+        ("xavier_normal", "forward"),
+        ("xavier_normal", "backward"),
+    ]
+    he_forward, _, xavier_forward, _ = chart.series
+    assert he_forward.analytic == pytest.approx((2.0,) * 10, rel=1e-12)
+    # Xavier on a square layer is σ_w² = 1: ReLU halves the second moment.
+    assert xavier_forward.analytic == pytest.approx(
+        tuple(0.5**i for i in range(10)), rel=1e-12
+    )
+    band = xavier_forward.monte_carlo
+    assert band.lower == pytest.approx(
+        tuple(m - s for m, s in zip(band.mean, band.sd, strict=True))
+    )
+    assert chart.forward_axis.scale == "log"
+    assert chart.x_axis.label == "layer"
+    assert [v.forward.verdict for v in chart.verdicts] == ["stable", "vanishing"]
+    assert chart.verdicts[1].forward.crossing_layer == "layer5"
+    assert chart.cost.work > 0
+
+
+def test_propagation_chart_passes_sigma_b2_to_mean_field_only():
+    chart = propagation_chart(
+        Activation("tanh"),
+        [SchemeChoice("mean_field", {"sigma_w2": 1.5}), SchemeChoice("lecun_normal")],
+        depth=40,
+        width=64,
+        sigma_b2=0.05,
+        method="analytic",
+        budget=0.0,
+    )
+
+    mean_field, lecun = chart.verdicts
+    assert mean_field.scheme.options["sigma_b2"] == 0.05
+    assert abs(mean_field.phase.q_star - 0.418037) <= 1e-6
+    assert lecun.phase.sigma_b2 == 0.0
+    assert chart.series[0].monte_carlo is None and chart.cost is None
+    assert any("σ_b² applies" in note for note in chart.notes)
+
+
+def test_propagation_chart_checks_the_budget_of_all_schemes_before_any_work():
+    with pytest.raises(LimitExceeded) as caught:
+        propagation_chart(
+            RELU,
+            [SchemeChoice("kaiming_normal"), SchemeChoice("xavier_normal")],
+            depth=4,
+            width=64,
+            budget=1.0,
+        )
+
+    assert caught.value.limit == "compute_budget"
+
+
+def test_propagation_chart_reports_a_bad_scheme_at_its_index():
+    with pytest.raises(InvalidInput) as caught:
+        propagation_chart(
+            RELU,
+            [
+                SchemeChoice("kaiming_normal"),
+                SchemeChoice("kaiming_normal", {"mode": "x"}),
+            ],
+            depth=2,
+            width=8,
+            method="analytic",
+            budget=0.0,
+        )
+
+    assert caught.value.problems[0].path[:3] == ("schemes", 1, "mode")
+
+
+def test_phase_diagram_chart_finds_the_tanh_edge_of_chaos():
+    chart = phase_diagram_chart(
+        Activation("tanh"), GridAxis(1.5, 2.0, 3), GridAxis(0.0, 0.05, 2)
+    )
+
+    assert chart.sigma_w2 == (1.5, 1.75, 2.0) and chart.sigma_b2 == (0.0, 0.05)
+    assert abs(chart.chi_1[1][0] - 0.938636) <= 1e-6
+    assert abs(chart.q_star[1][0] - 0.418037) <= 1e-6
+    assert chart.phase[1][0] == "ordered" and chart.phase[1][2] == "chaotic"
+    edge = {point.sigma_b2: point for point in chart.edge}
+    assert abs(edge[0.05].sigma_w2 - 1.760955) <= 1e-6
+    assert abs(edge[0.05].q_star - 0.570048) <= 1e-6
+    assert chart.x_axis.label.startswith("σ_w²")
+
+
+def test_phase_diagram_chart_says_when_there_is_no_edge():
+    chart = phase_diagram_chart(
+        Activation("softplus"), GridAxis(0.5, 2.0, 2), GridAxis(0.0, 0.1, 2)
+    )
+
+    assert chart.edge == ()
+    assert "no edge of chaos" in chart.notes[0]
+
+
+@pytest.mark.parametrize(
+    ("sigma_w2", "sigma_b2", "path"),
+    [
+        (GridAxis(0.0, 2.0, 5), GridAxis(0.0, 0.1, 5), ("sigma_w2", "minimum")),
+        (GridAxis(2.0, 1.0, 5), GridAxis(0.0, 0.1, 5), ("sigma_w2", "maximum")),
+        (GridAxis(1.0, 2.0, 5), GridAxis(-0.1, 0.1, 5), ("sigma_b2", "minimum")),
+        (GridAxis(1.0, 2.0, 0), GridAxis(0.0, 0.1, 5), ("sigma_w2", "steps")),
+        (GridAxis(1.0, 2.0, 5), GridAxis(0.0, 0.1, 10_000), ("sigma_b2", "steps")),
+    ],
+)
+def test_phase_diagram_grids_out_of_range_are_refused_at_their_field(
+    sigma_w2, sigma_b2, path
+):
+    with pytest.raises(InvalidInput) as caught:
+        phase_diagram_chart(RELU, sigma_w2, sigma_b2)
+
+    assert caught.value.problems[0].path == path
+
+
+def test_trend_of_a_single_layer_has_no_growth_factor():
+    single = trend(["a"], [3.0], "forward")
+    silent = trend(["a", "b"], [0.0, 1.0], "forward")
+
+    assert (single.verdict, single.ratio, single.growth_factor) == ("stable", 1.0, None)
+    assert silent.verdict == "vanishing" and silent.crossing_layer == "a"

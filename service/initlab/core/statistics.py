@@ -24,10 +24,16 @@ numbers for the frontend's plots. See signal-propagation.md (Poole et al.
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Literal
 
-from initlab.core.errors import FieldProblem, InvalidInput, Path
+import numpy as np
+
+from initlab.core import meanfield, montecarlo
+from initlab.core.errors import FieldProblem, InvalidInput, LimitExceeded, Path
 from initlab.core.fans import signal_fans
 from initlab.core.network import (
     Attention,
@@ -40,13 +46,25 @@ from initlab.core.network import (
     Norm,
     Residual,
 )
-from initlab.core.recommend import RecommendationResult
+from initlab.core.propagation import (
+    ATTENTION_MODEL,
+    OUTPUT_GRADIENT_NOTE,
+    AnalyticLayer,
+    AnalyticResult,
+    affine_second_moment,
+    dense_sigma2,
+    propagate,
+)
+from initlab.core.recommend import RecommendationResult, recommend
+from initlab.core.spec import LinearSpec, Spec, SpecLimits, expand
 from initlab.core.types import (
+    Activation,
     ExpandedSpec,
     LayerNode,
     ParameterTensor,
     Recommendation,
     ResidualNode,
+    SchemeChoice,
     StructureNode,
 )
 
@@ -460,3 +478,1129 @@ def _out_width(block: Block) -> int:
         return block.o.out_width
 
     return _out_width(block.branch[-1])
+
+
+# --- Summaries --------------------------------------------------------------------
+
+Verdict = Literal["vanishing", "stable", "exploding"]
+Direction = Literal["forward", "backward"]
+PhaseName = Literal["ordered", "chaotic", "critical"]
+
+EXPLODING_RATIO = 10.0
+"""A signal 10× its first layer's second moment has exploded."""
+VANISHING_RATIO = 0.1
+"""A signal at a tenth of its first layer's second moment has vanished."""
+
+
+@dataclass(frozen=True)
+class Trend:
+    """How one series of second moments moves through the layers.
+
+    ``ratio`` is the last layer's value over the first's (for the backward
+    pass "first" is the output end, where the gradient starts);
+    ``growth_factor`` its geometric mean per layer, ``ratio^(1/(L−1))``;
+    ``crossing_layer`` the first layer, in the direction the signal travels,
+    whose value is more than 10× or less than 0.1× the first's
+    (``crossing_index`` its 1-based position among the layers of the series).
+    """
+
+    verdict: Verdict
+    ratio: float | None
+    growth_factor: float | None
+    crossing_layer: str | None
+    crossing_index: int | None
+    reason: str
+
+
+def trend(names: Sequence[str], values: Sequence[float], direction: Direction) -> Trend:
+    """The verdict on a series of second moments, one per layer in forward order.
+
+    The cumulative ratio at layer l is value_l / value_first, ``first`` being
+    the first layer the signal meets: the first layer forward, the last one
+    backward. The verdict is ``exploding`` when the last ratio is above
+    :data:`EXPLODING_RATIO`, ``vanishing`` below :data:`VANISHING_RATIO`,
+    ``stable`` otherwise.
+    """
+    what = "second moment" if direction == "forward" else "gradient second moment"
+    if direction == "backward":
+        names, values = list(reversed(names)), list(reversed(values))
+    if not values:
+        return Trend("stable", None, None, None, None, "the network has no layers")
+
+    first = values[0]
+    if not first > 0.0:
+        return Trend(
+            "vanishing",
+            None,
+            None,
+            names[0],
+            1,
+            f"the {what} is already 0 at {names[0]}, where the {direction} pass starts",
+        )
+
+    ratios = [value / first for value in values]
+    crossing = next(
+        (
+            index
+            for index, ratio in enumerate(ratios)
+            if not VANISHING_RATIO <= ratio <= EXPLODING_RATIO
+        ),
+        None,
+    )
+    ratio = ratios[-1]
+    growth = ratio ** (1.0 / (len(values) - 1)) if len(values) > 1 else None
+    if ratio > EXPLODING_RATIO:
+        verdict: Verdict = "exploding"
+    elif ratio < VANISHING_RATIO:
+        verdict = "vanishing"
+    else:
+        verdict = "stable"
+
+    span = f"from {names[0]} to {names[-1]}"
+    reason = f"the {what} changes by {ratio:.3g}× {span}"
+    if growth is not None:
+        reason += f" ({growth:.4g}× per layer over {len(values)} layers)"
+    if crossing is not None:
+        bound = "10×" if ratios[crossing] > EXPLODING_RATIO else "0.1×"
+        reason += f"; it passes {bound} at {names[crossing]}"
+    return Trend(
+        verdict,
+        ratio,
+        growth,
+        None if crossing is None else names[crossing],
+        None if crossing is None else crossing + 1,
+        reason,
+    )
+
+
+@dataclass(frozen=True)
+class PhaseSummary:
+    """The mean-field phase of a homogeneous stack, or why there is none.
+
+    For a stack of dense layers whose hidden layers share one activation, σ_w²
+    and σ_b², the values are :func:`initlab.core.meanfield.fixed_point`'s at
+    those: the fixed point q* (0 when the length map collapses to 0, ``None``
+    when it diverges), χ₁ there, and the depth scales ξ_q, ξ_c, ξ_∇ (``None``
+    when infinite). ``homogeneous`` is false, with the reason, otherwise.
+    """
+
+    homogeneous: bool
+    reason: str
+    phase: PhaseName | None = None
+    activation: Activation | None = None
+    sigma_w2: float | None = None
+    sigma_b2: float | None = None
+    q_star: float | None = None
+    c_star: float | None = None
+    chi_1: float | None = None
+    xi_q: float | None = None
+    xi_c: float | None = None
+    xi_grad: float | None = None
+
+
+HOMOGENEITY_TOLERANCE = 1e-9
+"""σ_w² and σ_b² of two layers that agree to this relative error are equal."""
+
+
+def homogeneous_stack(network: Network) -> tuple[Activation, float, float] | str:
+    """(φ, σ_w², σ_b²) shared by the hidden layers of ``network``, or why not.
+
+    The network must be a stack of dense layers (linear or conv, no residual
+    groups, norms, attention, gated MLPs or embeddings). Its hidden layers are
+    all but the first (which reads the raw input) and the last (the readout)
+    when there are three or more, else all but the first; each computes
+    h^l = W^l φ(h^{l−1}) + b^l, so they must share σ_w², σ_b² and the φ
+    applied to their input (the activation of the layer before).
+    """
+    blocks = network.blocks
+    if not all(isinstance(block, Dense) for block in blocks):
+        kinds = sorted({type(block).__name__ for block in blocks} - {"Dense"})
+        return (
+            f"not a plain stack of dense layers (it has {', '.join(kinds)}), so it"
+            " has no single mean-field map"
+        )
+    if len(blocks) < 2:
+        return "a single layer has no layer-to-layer map"
+
+    hidden = range(1, len(blocks) - 1) if len(blocks) >= 3 else range(1, 2)
+    maps = [(blocks[i - 1].activation, *dense_sigma2(blocks[i])) for i in hidden]
+    activation, sigma_w2, sigma_b2 = maps[0]
+    for index, (other, other_w2, other_b2) in zip(hidden, maps, strict=True):
+        name = blocks[index].name
+        if other != activation:
+            return (
+                f"{name} reads {other.name} but {blocks[hidden[0]].name} reads"
+                f" {activation.name}: the hidden layers mix activations"
+            )
+        if not _close(other_w2, sigma_w2) or not _close(other_b2, sigma_b2):
+            return (
+                f"{name} has σ_w² = {other_w2:.6g}, σ_b² = {other_b2:.6g} but"
+                f" {blocks[hidden[0]].name} has σ_w² = {sigma_w2:.6g}, σ_b² ="
+                f" {sigma_b2:.6g}: the hidden layers are drawn differently"
+            )
+
+    return activation, sigma_w2, sigma_b2
+
+
+def phase_summary(network: Network, input_second_moment: float = 1.0) -> PhaseSummary:
+    """The phase of ``network`` when it is a homogeneous stack (see above).
+
+    The length map starts at the first layer's pre-activation second moment,
+    σ_w²·q⁰ + σ_b² of that layer, which picks the fixed point reached when
+    there are several.
+    """
+    stack = homogeneous_stack(network)
+    if isinstance(stack, str):
+        return PhaseSummary(False, stack)
+
+    activation, sigma_w2, sigma_b2 = stack
+    first_w2, first_b2 = dense_sigma2(network.blocks[0])
+    q_input = affine_second_moment(first_w2, input_second_moment, first_b2)
+    if not q_input > 0.0:
+        return PhaseSummary(
+            False, f"{network.blocks[0].name} starts the stack at q = 0 (zero init)"
+        )
+    point = meanfield.fixed_point(activation, sigma_w2, sigma_b2, q_input=q_input)
+    return PhaseSummary(
+        True,
+        f"hidden layers share φ = {activation.name}, σ_w² = {sigma_w2:.6g},"
+        f" σ_b² = {sigma_b2:.6g}; χ₁ = {point.chi_1:.6g} at q* puts the stack in"
+        f" the {point.phase} phase",
+        point.phase,
+        activation,
+        sigma_w2,
+        sigma_b2,
+        point.q_star,
+        point.c_star,
+        point.chi_1,
+        point.xi_q,
+        point.xi_c,
+        point.xi_grad,
+    )
+
+
+def _close(first: float, second: float) -> bool:
+    return abs(first - second) <= HOMOGENEITY_TOLERANCE * max(abs(first), abs(second))
+
+
+# --- compute_statistics -----------------------------------------------------------
+
+Method = Literal["analytic", "monte_carlo", "both"]
+METHODS: tuple[str, ...] = ("analytic", "monte_carlo", "both")
+
+MONTE_CARLO_STATISTICS: tuple[str, ...] = (
+    *montecarlo.FORWARD_STATISTICS,
+    *montecarlo.BACKWARD_STATISTICS,
+    "gradient_ratio",
+)
+"""What a Monte Carlo row reports: montecarlo's statistics, and the ratio of
+the gradient second moment at a top-level dense layer's input to that at its
+output (:func:`compute_statistics`)."""
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A Monte Carlo statistic over the networks drawn: mean, SD and the mean's
+    standard error SD/√seeds; ``None`` fields where it does not apply."""
+
+    mean: float
+    sd: float
+    standard_error: float
+
+
+@dataclass(frozen=True)
+class StatisticsRow:
+    """One point of the network with its infinite-width prediction and its
+    finite-width measurement.
+
+    ``name``, ``kind`` and ``width`` are the engines' (see
+    :class:`initlab.core.montecarlo.LayerRow`); ``top_level`` marks the rows
+    of the network's own blocks (not inside a residual group, an attention
+    block or a gated MLP), the series the verdicts are taken on.
+    ``expected_gradient_ratio`` is χ₁·n_out/n_in for a dense row, against
+    which the measured ``gradient_ratio`` is read. ``monte_carlo`` maps each
+    of :data:`MONTE_CARLO_STATISTICS` that applies to the row to its estimate.
+    """
+
+    name: str
+    kind: str
+    width: int
+    activation: str
+    top_level: bool
+    analytic: AnalyticLayer | None
+    monte_carlo: dict[str, Estimate] | None
+    expected_gradient_ratio: float | None = None
+    sampling: str | None = None
+
+
+@dataclass(frozen=True)
+class Summary:
+    """The verdicts and the phase; ``source`` says which values they read.
+
+    ``backward`` is ``None`` when only the forward pass was simulated.
+    """
+
+    forward: Trend
+    backward: Trend | None
+    phase: PhaseSummary
+    source: Literal["analytic", "monte_carlo"]
+
+
+@dataclass(frozen=True)
+class StatisticsResult:
+    """Everything :func:`compute_statistics` found, and how.
+
+    ``cost`` is the Monte Carlo estimate checked against the budget (``None``
+    for the analytic method, which draws nothing); ``attention_model`` and
+    ``monte_carlo_model`` state the models behind the numbers when they apply.
+    """
+
+    method: Method
+    rows: tuple[StatisticsRow, ...]
+    summary: Summary
+    seed: int
+    seeds: int
+    batch_size: int
+    input_second_moment: float
+    input_correlation: float | None
+    sequence_length: int
+    spatial_size: int
+    numpy_version: str
+    cost: montecarlo.Cost | None
+    attention_model: str | None = None
+    monte_carlo_model: str | None = None
+    notes: tuple[str, ...] = ()
+
+    def row(self, name: str) -> StatisticsRow:
+        for row in self.rows:
+            if row.name == name:
+                return row
+        raise KeyError(name)
+
+
+def check_budget(
+    cost: montecarlo.Cost,
+    *,
+    seeds: int,
+    batch_size: int,
+    compute_budget: float,
+    memory_budget: float | None = None,
+) -> None:
+    """Refuse a simulation whose estimated cost is over a budget, before any work.
+
+    ``compute_budget`` bounds :attr:`Cost.work` (flops plus random numbers at
+    their flop price), ``memory_budget`` the peak bytes. The refusal, a
+    :class:`LimitExceeded` naming ``compute_budget`` or ``memory_budget``,
+    states the estimate, the limit and what to change: the largest number of
+    seeds that fits (work grows linearly with seeds; memory does not), a
+    smaller batch, or the analytic method.
+    """
+    if cost.work > compute_budget:
+        per_seed = cost.work / seeds
+        fitting = int(compute_budget // per_seed)
+        if fitting >= 1:
+            fix = f"ask for at most {fitting} seeds (you asked for {seeds})"
+        else:
+            fix = f"one network alone needs {per_seed:.3g}; ask for a smaller batch"
+        raise LimitExceeded(
+            [
+                FieldProblem(
+                    ("seeds",),
+                    f"the Monte Carlo estimate is {cost.work:.3g} flop-equivalents"
+                    f" ({cost.flops:.3g} flops and {cost.random_numbers:.3g} random"
+                    f" numbers at {montecarlo.RANDOM_NUMBER_FLOPS} flops each) for"
+                    f" {seeds} seeds of a batch of {batch_size}, over the limit"
+                    f" compute_budget = {compute_budget:.3g}; {fix}, a smaller"
+                    " batch, or method 'analytic' (always within budget)",
+                    value=cost.work,
+                )
+            ],
+            limit="compute_budget",
+            limit_value=compute_budget,
+        )
+    if memory_budget is not None and cost.peak_bytes > memory_budget:
+        raise LimitExceeded(
+            [
+                FieldProblem(
+                    ("batch_size",),
+                    f"the Monte Carlo estimate needs {cost.peak_bytes:.3g} bytes of"
+                    f" working memory for a batch of {batch_size}, over the limit"
+                    f" memory_budget = {memory_budget:.3g}; ask for a smaller batch"
+                    " (memory grows with it, not with seeds) or method 'analytic'",
+                    value=cost.peak_bytes,
+                )
+            ],
+            limit="memory_budget",
+            limit_value=memory_budget,
+        )
+
+
+def compute_statistics(
+    expanded: ExpandedSpec,
+    recommendation_result: RecommendationResult,
+    *,
+    method: Method = "both",
+    batch_size: int = 64,
+    seeds: int = 8,
+    seed: int = 0,
+    input_second_moment: float = 1.0,
+    input_correlation: float | None = None,
+    budget: float,
+    memory_budget: float | None = None,
+    backward: bool = True,
+    spatial_size: int = 8,
+    sequence_length: int = 8,
+) -> StatisticsResult:
+    """Per-layer statistics of ``expanded`` drawn as ``recommendation_result`` says.
+
+    Builds the network (:func:`build_network`), checks the Monte Carlo cost
+    against ``budget`` (and ``memory_budget``) before any work when the method
+    simulates (:func:`check_budget`), runs the analytic propagation and/or the
+    simulation, and merges them row by row with the verdicts and the phase.
+    The verdicts read the analytic values when there are any, else the Monte
+    Carlo means, over the top-level rows that carry the signal (dense layers,
+    attention blocks' and gated MLPs' outputs, residual groups; not norms,
+    which pin it, nor the embedding, which starts it): forward their second
+    moments, backward their gradient second moments.
+
+    Raises :class:`InvalidInput` for what cannot be modelled or an argument out
+    of range and :class:`LimitExceeded` over budget.
+    """
+    if method not in METHODS:
+        raise InvalidInput.at(
+            ("method",),
+            f"method must be one of {', '.join(METHODS)}; got {method!r}",
+            method,
+            ", ".join(METHODS),
+        )
+
+    network = build_network(expanded, recommendation_result)
+    simulated = method != "analytic"
+    cost = None
+    if simulated:
+        cost = montecarlo.estimate_cost(
+            network,
+            batch_size=batch_size,
+            seeds=seeds,
+            backward=backward,
+            spatial_size=spatial_size,
+            sequence_length=sequence_length,
+        )
+        check_budget(
+            cost,
+            seeds=seeds,
+            batch_size=batch_size,
+            compute_budget=budget,
+            memory_budget=memory_budget,
+        )
+
+    tokens = math.prod(
+        montecarlo.batch_positions(
+            network, spatial_size=spatial_size, sequence_length=sequence_length
+        )
+    )
+    analytic = None
+    if method != "monte_carlo":
+        analytic = propagate(
+            network,
+            input_second_moment=input_second_moment,
+            input_correlation=input_correlation,
+            sequence_length=tokens,
+        )
+    simulation = None
+    if simulated:
+        simulation = montecarlo.simulate(
+            network,
+            batch_size=batch_size,
+            seeds=seeds,
+            seed=seed,
+            input_second_moment=input_second_moment,
+            input_correlation=input_correlation,
+            backward=backward,
+            spatial_size=spatial_size,
+            sequence_length=sequence_length,
+        )
+
+    rows = _merge(network, analytic, simulation)
+    summary = _summary(network, rows, backward, input_second_moment)
+    notes = _notes(expanded, network, analytic, simulation)
+    has_attention = any(row.kind == "attention" for row in rows)
+    return StatisticsResult(
+        method=method,
+        rows=rows,
+        summary=summary,
+        seed=seed,
+        seeds=seeds,
+        batch_size=batch_size,
+        input_second_moment=float(input_second_moment),
+        input_correlation=input_correlation,
+        sequence_length=sequence_length,
+        spatial_size=spatial_size,
+        numpy_version=np.__version__,
+        cost=cost,
+        attention_model=ATTENTION_MODEL if has_attention else None,
+        monte_carlo_model=None if simulation is None else simulation.model,
+        notes=notes,
+    )
+
+
+ACTIVATION_ORDER_NOTE = (
+    "A layer's activation is applied right after the layer: where the spec puts"
+    " a norm between a layer and the activation it lists (conv → BatchNorm →"
+    " ReLU), the statistics are those of layer → activation → norm."
+)
+TIED_NOTE = (
+    "Tied weights are drawn as independent tensors: the correlation between a"
+    " tied readout and the embedding it shares is not modelled."
+)
+LINEAR_AFTER_CONV_NOTE = (
+    "The spec has no pooling: a linear layer after convolutions acts at every"
+    " location, as a 1×1 convolution."
+)
+
+
+def _rows_per_block(block: Block) -> int:
+    """How many rows the engines give a block (see montecarlo.LayerRow)."""
+    if isinstance(block, GatedMlp):
+        return 3
+    if isinstance(block, Attention):
+        return 5
+    if isinstance(block, Residual):
+        norm = 1 if block.norm is not None else 0
+        inner = sum(_rows_per_block(child) for child in block.branch + block.shortcut)
+        return norm + inner + 1
+
+    return 1
+
+
+def _top_level_rows(network: Network) -> dict[int, Block]:
+    """The row of each top-level block's output, keyed by its index."""
+    rows: dict[int, Block] = {}
+    index = 0
+    for block in network.blocks:
+        index += _rows_per_block(block)
+        rows[index - 1] = block
+    return rows
+
+
+def _merge(
+    network: Network,
+    analytic: AnalyticResult | None,
+    simulation: montecarlo.MonteCarloResult | None,
+) -> tuple[StatisticsRow, ...]:
+    """One row per point of the network, with both engines' values side by side."""
+    if simulation is not None:
+        layers = [(row.name, row.kind, row.width) for row in simulation.layers]
+    else:
+        layers = [(row.name, row.kind, row.width) for row in analytic.layers]
+    if analytic is not None and simulation is not None:
+        analytic_names = [row.name for row in analytic.layers]
+        if analytic_names != [name for name, _, _ in layers]:
+            raise RuntimeError(
+                "the analytic and Monte Carlo engines disagree on the rows of the"
+                f" network: {analytic_names} against {[n for n, _, _ in layers]}"
+            )
+
+    top_level = _top_level_rows(network)
+    ratios = {} if simulation is None else _measured_ratios(simulation, top_level)
+    activations = _activations(network)
+    rows = []
+    for index, (name, kind, width) in enumerate(layers):
+        predicted = None if analytic is None else analytic.layers[index]
+        measured = None
+        if simulation is not None:
+            measured = _estimates(simulation, index)
+            if index in ratios:
+                measured["gradient_ratio"] = ratios[index]
+        expected = None
+        if predicted is not None and kind == "dense":
+            expected = predicted.gradient_ratio
+        sampling = None if simulation is None else simulation.layers[index].sampling
+        rows.append(
+            StatisticsRow(
+                name=name,
+                kind=kind,
+                width=width,
+                activation=activations.get(name, "identity"),
+                top_level=index in top_level,
+                analytic=predicted,
+                monte_carlo=measured,
+                expected_gradient_ratio=expected,
+                sampling=sampling,
+            )
+        )
+    return tuple(rows)
+
+
+def _activations(network: Network) -> dict[str, str]:
+    """The activation of every dense layer, projections included, by name."""
+    names: dict[str, str] = {}
+
+    def visit(blocks: tuple[Block, ...]) -> None:
+        for block in blocks:
+            if isinstance(block, Dense):
+                names[block.name] = block.activation.name
+            elif isinstance(block, GatedMlp):
+                visit((block.gate, block.up, block.down))
+            elif isinstance(block, Attention):
+                visit((block.q, block.k, block.v, block.o))
+            elif isinstance(block, Residual):
+                visit(block.branch + block.shortcut)
+
+    visit(network.blocks)
+    return names
+
+
+def _estimates(simulation: montecarlo.MonteCarloResult, index: int) -> dict:
+    estimates = {}
+    for statistic, values in simulation.values.items():
+        column = values[:, index]
+        if np.isnan(column).any():
+            continue
+        estimates[statistic] = _estimate(column)
+    return estimates
+
+
+def _estimate(values: np.ndarray) -> Estimate:
+    mean = float(values.mean())
+    sd = float(values.std(ddof=1)) if values.size > 1 else 0.0
+    return Estimate(mean, sd, sd / math.sqrt(values.size))
+
+
+def _measured_ratios(
+    simulation: montecarlo.MonteCarloResult, top_level: dict[int, Block]
+) -> dict[int, Estimate]:
+    """Per network, a top-level dense layer's input gradient over its output's.
+
+    The gradient at a top-level dense layer's output is the input gradient of
+    the next top-level block when that block records one (a dense layer, a norm
+    or a residual group), and the output gradient's second moment, 1, after the
+    last block.
+    """
+    gradients = simulation.values.get("input_gradient_second_moment")
+    if gradients is None:
+        return {}
+
+    ratios: dict[int, Estimate] = {}
+    indices = sorted(top_level)
+    for position, index in enumerate(indices):
+        if not isinstance(top_level[index], Dense):
+            continue
+        if position + 1 == len(indices):
+            output = np.ones(simulation.seeds)
+        else:
+            following = indices[position + 1]
+            if not isinstance(top_level[following], Dense | Norm | Residual):
+                continue
+            output = gradients[:, following]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = gradients[:, index] / output
+        if np.isfinite(ratio).all():
+            ratios[index] = _estimate(ratio)
+    return ratios
+
+
+def _summary(
+    network: Network,
+    rows: tuple[StatisticsRow, ...],
+    backward: bool,
+    input_second_moment: float,
+) -> Summary:
+    series = [row for row in rows if row.top_level and row.kind in _SIGNAL_KINDS]
+    names = [row.name for row in series]
+    source: Literal["analytic", "monte_carlo"] = "analytic"
+    if series and series[0].analytic is None:
+        source = "monte_carlo"
+
+    def values(analytic_field: str, statistic: str) -> list[float]:
+        if source == "analytic":
+            return [getattr(row.analytic, analytic_field) for row in series]
+        return [row.monte_carlo[statistic].mean for row in series]
+
+    forward = trend(names, values("second_moment", "second_moment"), "forward")
+    if source == "analytic" or backward:
+        gradients = values("gradient_second_moment", "gradient_second_moment")
+        backward_trend = trend(names, gradients, "backward")
+    else:
+        backward_trend = None
+    phase = phase_summary(network, input_second_moment)
+    return Summary(forward, backward_trend, phase, source)
+
+
+_SIGNAL_KINDS = frozenset({"dense", "residual"})
+
+
+def _notes(
+    expanded: ExpandedSpec,
+    network: Network,
+    analytic: AnalyticResult | None,
+    simulation: montecarlo.MonteCarloResult | None,
+) -> tuple[str, ...]:
+    notes: list[str] = []
+    if analytic is not None:
+        notes.extend(analytic.notes)
+    if simulation is not None:
+        notes.append(
+            f"Monte Carlo values are the mean ± SD over {simulation.seeds}"
+            f" independently drawn networks, each run on a batch of"
+            f" {simulation.batch_size}."
+        )
+    if _activation_before_norm(network.blocks):
+        notes.append(ACTIVATION_ORDER_NOTE)
+    if any(p.tied_to is not None for p in expanded.parameters):
+        notes.append(TIED_NOTE)
+    if network.spatial_dims and _has_linear(network.blocks):
+        notes.append(LINEAR_AFTER_CONV_NOTE)
+    return tuple(dict.fromkeys(notes))
+
+
+def _activation_before_norm(blocks: tuple[Block, ...]) -> bool:
+    for before, after in zip(blocks, blocks[1:], strict=False):
+        if (
+            isinstance(before, Dense)
+            and before.activation.name != "identity"
+            and isinstance(after, Norm)
+        ):
+            return True
+    return any(
+        isinstance(block, Residual)
+        and (
+            _activation_before_norm(block.branch)
+            or _activation_before_norm(block.shortcut)
+        )
+        for block in blocks
+    )
+
+
+def _has_linear(blocks: tuple[Block, ...]) -> bool:
+    for block in blocks:
+        if isinstance(block, Dense) and not block.kernel_size:
+            return True
+        if isinstance(block, Residual) and _has_linear(block.branch + block.shortcut):
+            return True
+    return False
+
+
+# --- Chart data -------------------------------------------------------------------
+
+Scale = Literal["linear", "log"]
+LOG_SCALE_SPAN = 10.0
+"""A series that spans more than this factor is best read on a log axis."""
+
+
+@dataclass(frozen=True)
+class Axis:
+    """An axis of a chart: what it shows, in what unit, on what scale."""
+
+    label: str
+    unit: str
+    scale: Scale = "linear"
+
+
+@dataclass(frozen=True)
+class Band:
+    """A Monte Carlo band: mean ± SD over the networks drawn, per x."""
+
+    mean: tuple[float, ...]
+    sd: tuple[float, ...]
+    lower: tuple[float, ...]
+    upper: tuple[float, ...]
+
+
+@dataclass(frozen=True)
+class Series:
+    """One curve of the propagation chart: a scheme, a direction, both engines.
+
+    ``analytic`` is the infinite-width line (``None`` for the Monte Carlo
+    method), ``monte_carlo`` the band (``None`` for the analytic method).
+    """
+
+    scheme: SchemeChoice
+    direction: Direction
+    label: str
+    analytic: tuple[float, ...] | None
+    monte_carlo: Band | None
+
+
+@dataclass(frozen=True)
+class SchemeVerdict:
+    """What the chart's network does under one scheme."""
+
+    scheme: SchemeChoice
+    forward: Trend
+    backward: Trend | None
+    phase: PhaseSummary
+
+
+@dataclass(frozen=True)
+class PropagationChart:
+    """Forward and backward second moments, layer by layer, for several schemes.
+
+    ``x`` is the layer (1 … depth); each scheme has a ``forward`` series (the
+    pre-activation second moment q^l) and a ``backward`` one (the gradient
+    second moment at the pre-activation). ``forward_axis`` and
+    ``backward_axis`` suggest a log scale when the values span more than 10×.
+    """
+
+    activation: Activation
+    depth: int
+    width: int
+    sigma_b2: float
+    x: tuple[int, ...]
+    x_axis: Axis
+    forward_axis: Axis
+    backward_axis: Axis
+    series: tuple[Series, ...]
+    verdicts: tuple[SchemeVerdict, ...]
+    method: Method
+    seed: int
+    seeds: int
+    batch_size: int
+    numpy_version: str
+    cost: montecarlo.Cost | None
+    notes: tuple[str, ...] = ()
+
+
+SIGMA_B2_NOTE = (
+    "σ_b² applies to the schemes that draw biases from it (mean_field); the"
+    " others keep their own bias rule: 0 for every weight scheme, U(±1/√fan_in)"
+    " for torch_default."
+)
+
+
+def chart_network_spec(activation: Activation, depth: int, width: int) -> Spec:
+    """The homogeneous MLP the propagation chart draws: ``depth`` linear layers of
+    ``width`` → ``width``, each followed by ``activation``, named ``layer1`` …."""
+    return Spec(
+        {},
+        tuple(
+            LinearSpec(
+                name=f"layer{index}",
+                in_features=width,
+                out_features=width,
+                activation=activation,
+            )
+            for index in range(1, depth + 1)
+        ),
+    )
+
+
+def _chart_scheme(scheme: SchemeChoice, sigma_b2: float) -> SchemeChoice:
+    """A scheme with σ_b² passed through where the scheme draws biases from it."""
+    if scheme.name == "mean_field" and "sigma_b2" not in scheme.options:
+        return SchemeChoice(scheme.name, {**scheme.options, "sigma_b2": sigma_b2})
+    return scheme
+
+
+def propagation_chart(
+    activation: Activation,
+    schemes: Sequence[SchemeChoice],
+    *,
+    depth: int,
+    width: int,
+    sigma_b2: float = 0.0,
+    batch_size: int = 64,
+    seeds: int = 8,
+    seed: int = 0,
+    input_second_moment: float = 1.0,
+    method: Method = "both",
+    budget: float,
+    memory_budget: float | None = None,
+    spec_limits: SpecLimits | None = None,
+) -> PropagationChart:
+    """Forward and backward second moments of a homogeneous MLP under each scheme.
+
+    The network is :func:`chart_network_spec`; each scheme is resolved and
+    applied by :func:`initlab.core.recommend.recommend` (``mean_field`` takes
+    ``sigma_b2`` unless its options name one; the other schemes keep their
+    own biases, see :data:`SIGMA_B2_NOTE`), then measured as
+    :func:`compute_statistics` does. The Monte Carlo cost of all schemes
+    together is checked against the budget before any work. Scheme problems
+    are reported at ``("schemes", i, ...)``.
+    """
+    expanded = expand(
+        chart_network_spec(activation, depth, width), spec_limits or SpecLimits()
+    )
+    resolved = []
+    problems: list[FieldProblem] = []
+    for index, scheme in enumerate(schemes):
+        try:
+            result = recommend(expanded, _chart_scheme(scheme, sigma_b2))
+        except InvalidInput as error:
+            # recommend() puts the scheme's problems at ("scheme", ...).
+            problems.extend(
+                FieldProblem(
+                    ("schemes", index, *problem.path[1:]),
+                    problem.message,
+                    problem.value,
+                    problem.allowed,
+                )
+                for problem in error.problems
+            )
+            continue
+        resolved.append((result.scheme, build_network(expanded, result), result))
+    if problems:
+        raise InvalidInput(problems)
+
+    simulated = method != "analytic"
+    cost = None
+    if simulated:
+        costs = [
+            montecarlo.estimate_cost(
+                network, batch_size=batch_size, seeds=seeds, backward=True
+            )
+            for _, network, _ in resolved
+        ]
+        cost = montecarlo.Cost(
+            flops=sum(item.flops for item in costs),
+            peak_bytes=max(item.peak_bytes for item in costs),
+            random_numbers=sum(item.random_numbers for item in costs),
+        )
+        check_budget(
+            cost,
+            seeds=seeds,
+            batch_size=batch_size,
+            compute_budget=budget,
+            memory_budget=memory_budget,
+        )
+
+    series: list[Series] = []
+    verdicts: list[SchemeVerdict] = []
+    for scheme, _, result in resolved:
+        statistics = compute_statistics(
+            expanded,
+            result,
+            method=method,
+            batch_size=batch_size,
+            seeds=seeds,
+            seed=seed,
+            input_second_moment=input_second_moment,
+            budget=math.inf,
+        )
+        for direction, field_name in (
+            ("forward", "second_moment"),
+            ("backward", "gradient_second_moment"),
+        ):
+            series.append(_series(scheme, direction, field_name, statistics.rows))
+        summary = statistics.summary
+        verdicts.append(
+            SchemeVerdict(scheme, summary.forward, summary.backward, summary.phase)
+        )
+
+    return PropagationChart(
+        activation=activation,
+        depth=depth,
+        width=width,
+        sigma_b2=sigma_b2,
+        x=tuple(range(1, depth + 1)),
+        x_axis=Axis("layer", "index, 1 = the layer that reads the input"),
+        forward_axis=Axis(
+            "forward second moment E[h²] of the pre-activation",
+            "squared input units",
+            _scale(series, "forward"),
+        ),
+        backward_axis=Axis(
+            "gradient second moment E[(∂L/∂h)²] at the pre-activation",
+            "relative to a unit output gradient",
+            _scale(series, "backward"),
+        ),
+        series=tuple(series),
+        verdicts=tuple(verdicts),
+        method=method,
+        seed=seed,
+        seeds=seeds,
+        batch_size=batch_size,
+        numpy_version=np.__version__,
+        cost=cost,
+        notes=(SIGMA_B2_NOTE, OUTPUT_GRADIENT_NOTE),
+    )
+
+
+def _series(
+    scheme: SchemeChoice,
+    direction: Direction,
+    field_name: str,
+    rows: tuple[StatisticsRow, ...],
+) -> Series:
+    analytic = None
+    if rows[0].analytic is not None:
+        analytic = tuple(getattr(row.analytic, field_name) for row in rows)
+    band = None
+    if rows[0].monte_carlo is not None:
+        estimates = [row.monte_carlo[field_name] for row in rows]
+        mean = tuple(estimate.mean for estimate in estimates)
+        sd = tuple(estimate.sd for estimate in estimates)
+        band = Band(
+            mean,
+            sd,
+            tuple(m - s for m, s in zip(mean, sd, strict=True)),
+            tuple(m + s for m, s in zip(mean, sd, strict=True)),
+        )
+    label = f"{scheme.name}, {direction}"
+    return Series(scheme, direction, label, analytic, band)
+
+
+def _scale(series: Sequence[Series], direction: Direction) -> Scale:
+    values = []
+    for item in series:
+        if item.direction != direction:
+            continue
+        values.extend(item.analytic or ())
+        if item.monte_carlo is not None:
+            values.extend(item.monte_carlo.mean)
+    positive = [value for value in values if value > 0.0]
+    if len(positive) < len(values) or not positive:
+        return "linear"
+    return "log" if max(positive) / min(positive) > LOG_SCALE_SPAN else "linear"
+
+
+@dataclass(frozen=True)
+class GridAxis:
+    """Evenly spaced values from ``minimum`` to ``maximum``, ``steps`` of them."""
+
+    minimum: float
+    maximum: float
+    steps: int
+
+    def values(self) -> tuple[float, ...]:
+        return tuple(
+            float(v) for v in np.linspace(self.minimum, self.maximum, self.steps)
+        )
+
+
+@dataclass(frozen=True)
+class EdgePoint:
+    """A point of the edge of chaos: χ₁ = 1 at the fixed point q*."""
+
+    sigma_b2: float
+    sigma_w2: float
+    q_star: float | None
+
+
+@dataclass(frozen=True)
+class PhaseDiagramChart:
+    """χ₁, q*, c*, ξ_c and the phase over a (σ_w², σ_b²) grid, and the edge of chaos.
+
+    Grids are indexed ``[i][j]``, i over ``sigma_b2`` (rows, the y axis) and j
+    over ``sigma_w2`` (columns, the x axis); ``None`` where a value is
+    undefined or infinite (q* of a diverging length map, ξ_c at χ_c = 1).
+    ``edge`` lists the edge of chaos σ_w²(σ_b²) for every σ_b² of the grid
+    that has one, in σ_b² order.
+    """
+
+    activation: Activation
+    sigma_w2: tuple[float, ...]
+    sigma_b2: tuple[float, ...]
+    chi_1: tuple[tuple[float, ...], ...]
+    q_star: tuple[tuple[float | None, ...], ...]
+    c_star: tuple[tuple[float | None, ...], ...]
+    xi_c: tuple[tuple[float | None, ...], ...]
+    phase: tuple[tuple[str, ...], ...]
+    edge: tuple[EdgePoint, ...]
+    x_axis: Axis
+    y_axis: Axis
+    q_input: float
+    notes: tuple[str, ...] = ()
+
+
+def phase_diagram_chart(
+    activation: Activation,
+    sigma_w2: GridAxis,
+    sigma_b2: GridAxis,
+    *,
+    q_input: float = 1.0,
+) -> PhaseDiagramChart:
+    """The phase diagram of a deep stack of ``activation`` on a grid, ready to plot.
+
+    Every value is :func:`initlab.core.meanfield.phase_diagram`'s (Schoenholz
+    et al. 2017, "Deep Information Propagation", figure 1), with the length
+    map started at ``q_input``. Raises :class:`InvalidInput` at
+    ``("sigma_w2", "minimum")`` and the like for a grid it cannot draw:
+    σ_w² must be positive, σ_b² non-negative, minimum ≤ maximum, and 1 to 256
+    steps per axis.
+    """
+    problems = [
+        *_grid_problems("sigma_w2", sigma_w2, positive=True),
+        *_grid_problems("sigma_b2", sigma_b2, positive=False),
+    ]
+    if problems:
+        raise InvalidInput(problems)
+
+    diagram = meanfield.phase_diagram(
+        activation, sigma_w2.values(), sigma_b2.values(), q_input=q_input
+    )
+    edge = tuple(
+        EdgePoint(b2, w2, q)
+        for b2, w2, q in zip(
+            diagram.sigma_b2,
+            diagram.edge_sigma_w2,
+            diagram.edge_q_star,
+            strict=True,
+        )
+        if w2 is not None
+    )
+    notes = []
+    if not edge:
+        notes.append(
+            f"{activation.name} has no edge of chaos for σ_b² in"
+            f" [{sigma_b2.minimum:g}, {sigma_b2.maximum:g}] (up to σ_w² ="
+            f" {meanfield.MAX_EDGE_SIGMA_W2:g})."
+        )
+    return PhaseDiagramChart(
+        activation=activation,
+        sigma_w2=diagram.sigma_w2,
+        sigma_b2=diagram.sigma_b2,
+        chi_1=diagram.chi_1,
+        q_star=diagram.q_star,
+        c_star=diagram.c_star,
+        xi_c=diagram.xi_c,
+        phase=diagram.phase,
+        edge=edge,
+        x_axis=Axis("σ_w², weight variance × fan_in", "dimensionless"),
+        y_axis=Axis("σ_b², bias variance", "squared input units"),
+        q_input=float(q_input),
+        notes=tuple(notes),
+    )
+
+
+def _grid_problems(name: str, axis: GridAxis, *, positive: bool) -> list[FieldProblem]:
+    problems = []
+    bound = "> 0" if positive else "≥ 0"
+    for end in ("minimum", "maximum"):
+        value = getattr(axis, end)
+        number = isinstance(value, int | float) and not isinstance(value, bool)
+        if (
+            not number
+            or not math.isfinite(value)
+            or not (value > 0 if positive else value >= 0)
+        ):
+            problems.append(
+                FieldProblem(
+                    (name, end),
+                    f"{name} {end} must be a finite number {bound}; got {value!r}",
+                    value,
+                    f"a number {bound}",
+                )
+            )
+    if not problems and axis.minimum > axis.maximum:
+        problems.append(
+            FieldProblem(
+                (name, "maximum"),
+                f"{name} maximum {axis.maximum!r} is below its minimum"
+                f" {axis.minimum!r}; swap them",
+                axis.maximum,
+                f"a number ≥ {axis.minimum!r}",
+            )
+        )
+    limit = meanfield.MAX_PHASE_DIAGRAM_AXIS
+    steps = axis.steps
+    if isinstance(steps, bool) or not isinstance(steps, int) or not 1 <= steps <= limit:
+        problems.append(
+            FieldProblem(
+                (name, "steps"),
+                f"{name} steps must be an integer from 1 to {limit}; got {steps!r}",
+                steps,
+                f"an integer in [1, {limit}]",
+            )
+        )
+    return problems
