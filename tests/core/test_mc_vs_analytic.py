@@ -16,7 +16,19 @@ import pytest
 from initlab.core.montecarlo import simulate
 from initlab.core.propagation import propagate
 from initlab.core.recommend import recommend
-from initlab.core.spec import LinearSpec, Spec, expand
+from initlab.core.spec import (
+    AttentionSpec,
+    ConvSpec,
+    EmbeddingSpec,
+    GatedMlpSpec,
+    LinearSpec,
+    NormLayerSpec,
+    NormSpec,
+    RepeatGroup,
+    ResidualGroup,
+    Spec,
+    expand,
+)
 from initlab.core.statistics import build_network
 from initlab.core.types import Activation, SchemeChoice
 
@@ -156,3 +168,113 @@ def test_the_agreement_is_not_vacuous_a_wrong_prediction_is_caught():
         "fc0 second_moment" in disagreements(shifted, simulation, ("second_moment",))[0]
     )
     assert math.isclose(analytic.layers[0].second_moment, (5 / 3) ** 2, rel_tol=1e-12)
+
+
+# --- Beyond MLPs: the same agreement where the model is exact at infinite width ---
+
+ARCHITECTURE_SEEDS = 8
+# Norms divide by a variance estimated over finite features or batches, which
+# moves values by O(1/n): beside 4 standard errors, 3 % of the value is allowed.
+RELATIVE_SLACK = 0.03
+
+
+def architecture(name: str):
+    relu = Activation("relu")
+    if name == "pre_norm_residual":
+        block = ResidualGroup(
+            norm="pre",
+            norm_layer=NormLayerSpec(kind="layer_norm", name="ln"),
+            layers=(
+                LinearSpec(
+                    name="fc", in_features=256, out_features=512, activation=relu
+                ),
+                LinearSpec(name="proj", in_features=512, out_features=256),
+            ),
+        )
+        return Spec({}, (RepeatGroup(name="h", count=3, layers=(block,)),)), "auto"
+    if name == "post_norm_residual":
+        block = ResidualGroup(
+            norm="post",
+            norm_layer=NormLayerSpec(kind="rms_norm", name="norm"),
+            layers=(
+                LinearSpec(
+                    name="fc", in_features=256, out_features=256, activation=relu
+                ),
+            ),
+        )
+        return Spec({}, (RepeatGroup(name="h", count=3, layers=(block,)),)), "auto"
+    if name == "conv_batch_norm":
+        layers = []
+        for index in range(3):
+            layers += [
+                ConvSpec(
+                    kind="conv2d",
+                    name=f"conv{index}",
+                    in_features=64,
+                    out_features=64,
+                    kernel_size=3,
+                    bias=False,
+                    activation=relu,
+                ),
+                NormSpec(kind="batch_norm", name=f"bn{index}", in_features=64),
+            ]
+        return Spec({}, tuple(layers)), "kaiming_normal"
+    if name == "gated_mlp":
+        block = ResidualGroup(
+            norm="pre",
+            norm_layer=NormLayerSpec(kind="rms_norm", name="norm"),
+            layers=(GatedMlpSpec(name="mlp", d_model=256, d_ff=512),),
+        )
+        return Spec({}, (RepeatGroup(name="h", count=2, layers=(block,)),)), "auto"
+    block = ResidualGroup(
+        norm="pre",
+        norm_layer=NormLayerSpec(name="ln"),
+        layers=(AttentionSpec(name="attn", d_model=256, n_heads=4),),
+    )
+    layers = (
+        EmbeddingSpec(name="wte", in_features=1000, out_features=256),
+        RepeatGroup(name="h", count=2, layers=(block,)),
+    )
+    return Spec({}, layers), "gpt2"
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "pre_norm_residual",
+        "post_norm_residual",
+        "conv_batch_norm",
+        "gated_mlp",
+        "attention",
+    ],
+)
+def test_architectures_agree_within_four_standard_errors_and_a_finite_width_slack(
+    name,
+):
+    spec, scheme = architecture(name)
+    expanded = expand(spec)
+    network = build_network(expanded, recommend(expanded, SchemeChoice(scheme)))
+
+    analytic = propagate(
+        network, input_second_moment=1.0, input_correlation=INPUT_CORRELATION
+    )
+    simulation = simulate(
+        network,
+        batch_size=BATCH,
+        seeds=ARCHITECTURE_SEEDS,
+        seed=SEED,
+        input_second_moment=1.0,
+        input_correlation=INPUT_CORRELATION,
+        spatial_size=4,
+    )
+
+    assert [row.name for row in analytic.layers] == [
+        row.name for row in simulation.layers
+    ]
+    for statistic in ("second_moment", "gradient_second_moment"):
+        mean = simulation.mean(statistic)
+        error = simulation.standard_error(statistic)
+        for index, row in enumerate(analytic.layers):
+            predicted = getattr(row, statistic)
+            allowed = STANDARD_ERRORS * error[index] + RELATIVE_SLACK * abs(predicted)
+            assert abs(mean[index] - predicted) <= allowed, (row.name, statistic)
