@@ -107,6 +107,9 @@ _MAX_REFINEMENTS = 200
 # rule sees the same saturated values and "converges" on them. Such points go
 # to the adaptive rules.
 _GAUSS_RULE_MAX_SHARPNESS = 1e4
+# Below this q the moments are taken to first order in √q: the squares in
+# the Gauss rules would leave the normal floating-point range.
+_SMALLEST_RESOLVED_SECOND_MOMENT = 1e-250
 # Arguments at which φ' has reached its limits at ±∞ for every activation here.
 _FAR = 1e30
 
@@ -318,14 +321,14 @@ def _numeric_moments(function: _Nonlinearity, q: np.ndarray) -> _Moments:
     """:class:`_Moments` by the half-line rules, or the adaptive rule where they
     do not converge or q exceeds 1e4 feature widths squared; limits at q = 0."""
     result = _Moments(*(np.full(q.shape, np.nan) for _ in range(4)))
-    zero = q == 0
-    if zero.any():
-        limits = _zero_variance_moments(function)
+    tiny = q < _SMALLEST_RESOLVED_SECOND_MOMENT
+    if tiny.any():
+        limits = _small_variance_moments(function, q[tiny])
         for array, value in zip(result, limits, strict=True):
-            array[zero] = value
+            array[tiny] = value
 
     sharp = q > _GAUSS_RULE_MAX_SHARPNESS * function.feature_scale**2
-    smooth = np.flatnonzero(~zero & ~sharp)
+    smooth = np.flatnonzero(~tiny & ~sharp)
     values, pending = _half_line_moments(function, q[smooth])
     for array, value in zip(result, values, strict=True):
         array[smooth] = value
@@ -350,6 +353,29 @@ def _homogeneous_moments(act: Activation, q: np.ndarray) -> _Moments:
         unit.second_moment * q,
         np.full(q.shape, unit.derivative_second_moment),
         np.full(q.shape, unit.second_moment),
+    )
+
+
+def _small_variance_moments(
+    function: _Nonlinearity, q: np.ndarray
+) -> tuple[np.ndarray, ...]:
+    """:class:`_Moments` to first order in √q, for q below 1e-250 (and q = 0).
+
+    With φ(u) ≈ φ(0) + φ'(0^±)·u on either side of 0: E[φ] ≈ φ(0) +
+    (φ'(0⁺) − φ'(0⁻))·√(q/(2π)), E[φ²] ≈ φ(0)² + ½(φ'(0⁺)² + φ'(0⁻)²)·q when
+    φ(0) = 0 (otherwise the O(q) term is below rounding of φ(0)²), and E[φ'²]
+    and the slope at their limits. The neglected terms are O(q) relative.
+    """
+    at_zero, _, derivative, slope = _zero_variance_moments(function)
+    tiny = np.finfo(float).tiny
+    right, left = function.derivative(np.array([tiny, -tiny]))
+    mean = at_zero + (right - left) * np.sqrt(q / (2 * np.pi))
+    second_moment = np.full(q.shape, at_zero * at_zero) if at_zero else derivative * q
+    return (
+        mean,
+        second_moment,
+        np.full(q.shape, derivative),
+        np.full(q.shape, slope),
     )
 
 
@@ -421,11 +447,26 @@ def _half_line_sums(
             -nodes * value_left * slope_left / root_q,
         ),
     )
-    estimate = np.stack([(right + left) @ weights for right, left in integrands])
+    estimate = np.stack(
+        [_weighted_sum(right + left, weights) for right, left in integrands]
+    )
     magnitude = np.stack(
-        [(np.abs(right) + np.abs(left)) @ weights for right, left in integrands]
+        [
+            _weighted_sum(np.abs(right) + np.abs(left), weights)
+            for right, left in integrands
+        ]
     )
     return estimate / _SQRT_2PI, magnitude / _SQRT_2PI
+
+
+def _weighted_sum(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Σ_k values[..., k]·weights[k], summed row by row in a fixed order.
+
+    A matrix-vector product may sum a row differently depending on how many
+    rows there are; a per-row reduction does not, so a point gives the same
+    bits alone and inside a grid.
+    """
+    return (values * weights).sum(axis=-1)
 
 
 def _adaptive_moments(
@@ -654,12 +695,15 @@ def _polar_sums(
             )
         ):
             product = f_a * f_b
-            estimate[row, part] = np.einsum(
-                "pwi,pwij,j->p", angle_weight[part], product, radius_weight
-            )
-            magnitude[row, part] = np.einsum(
-                "pwi,pwij,j->p", angle_weight[part], np.abs(product), radius_weight
-            )
+            points = product.shape[0]
+            weight = angle_weight[part].reshape(points, -1)
+            estimate[row, part] = (
+                _weighted_sum(product, radius_weight).reshape(points, -1) * weight
+            ).sum(axis=-1)
+            magnitude[row, part] = (
+                _weighted_sum(np.abs(product), radius_weight).reshape(points, -1)
+                * weight
+            ).sum(axis=-1)
 
     return estimate / (2 * np.pi), magnitude / (2 * np.pi)
 
@@ -1149,17 +1193,32 @@ def _length_fixed_points(
         low[point] = table[index]
         high[point] = min(q_input, table[index + 1])
     bottom = falling[~found]
-    at_zero = _length_map(_zero_variance_moments(_nonlinearity(act))[1], sigma_w2, sigma_b2)
+    at_zero = _length_map(
+        _zero_variance_moments(_nonlinearity(act))[1], sigma_w2, sigma_b2
+    )
     collapsed = bottom[at_zero[bottom] == 0]
     q_star[collapsed] = 0.0
     regime[collapsed] = "collapses"
     tiny = bottom[at_zero[bottom] > 0]
     low[tiny] = 0.0
     high[tiny] = table[0]
+    # Below the table L is linear to rounding, L(q) ≈ L(0) + σ_w²·E[φ'(0)²]·q:
+    # start Newton at that line's fixed point, since bisecting [0, 1e-14]
+    # would take hundreds of steps to reach a root near, say, 1e-200.
+    start = 0.5 * (low + high)
+    gain = sigma_w2[tiny] * _zero_variance_moments(_nonlinearity(act))[2]
+    with np.errstate(divide="ignore"):
+        linear = np.where(gain < 1, at_zero[tiny] / (1 - gain), start[tiny])
+    start[tiny] = np.clip(linear, np.finfo(float).tiny, table[0])
 
     bracketed = np.flatnonzero(np.isfinite(low))
     q_star[bracketed] = _refine_length_fixed_points(
-        act, sigma_w2[bracketed], sigma_b2[bracketed], low[bracketed], high[bracketed]
+        act,
+        sigma_w2[bracketed],
+        sigma_b2[bracketed],
+        low[bracketed],
+        high[bracketed],
+        start[bracketed],
     )
     regime[bracketed] = "converges"
     return q_star, regime
@@ -1209,6 +1268,7 @@ def _refine_length_fixed_points(
     sigma_b2: np.ndarray,
     low: np.ndarray,
     high: np.ndarray,
+    start: np.ndarray,
 ) -> np.ndarray:
     """The root of g(q) = σ_w²E[φ²] + σ_b² − q in each bracket with a sign change.
 
@@ -1222,20 +1282,26 @@ def _refine_length_fixed_points(
         slope = _chi_q(moments.length_slope, sigma_w2[active]) - 1.0
         return value - q, slope
 
-    return _bracketed_newton(excess, low, high)
+    return _bracketed_newton(excess, low, high, start)
 
 
 def _bracketed_newton(
     function: Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]],
     low: np.ndarray,
     high: np.ndarray,
+    start: np.ndarray | None = None,
 ) -> np.ndarray:
     """Roots of ``function`` (value and derivative at x for the active indices),
     one per bracket [low, high] across which it changes sign, by Newton steps
-    kept inside the shrinking bracket (bisection otherwise)."""
+    from ``start`` (default the middle) kept inside the shrinking bracket.
+
+    A step that would leave the bracket bisects it instead: at its geometric
+    middle when it spans more than a factor 4 (so a bracket [0, b] or one over
+    many decades shrinks by decades, not by halves), else at its middle.
+    """
     low, high = low.astype(float), high.astype(float)
     sign_low = np.sign(function(low, np.arange(low.size))[0])
-    x = 0.5 * (low + high)
+    x = 0.5 * (low + high) if start is None else start.astype(float)
     root = np.where(sign_low == 0, low, np.nan)
     active = np.flatnonzero(sign_low != 0)
     for _ in range(_MAX_REFINEMENTS):
@@ -1251,7 +1317,11 @@ def _bracketed_newton(
             np.maximum(low[active], high[active]),
         )
         inside = (step > a) & (step < b)
-        proposal = np.where(inside, step, 0.5 * (a + b))
+        with np.errstate(invalid="ignore"):
+            middle = np.where(
+                b > 4 * a, np.where(a > 0, np.sqrt(a * b), b / 16), 0.5 * (a + b)
+            )
+        proposal = np.where(inside, step, middle)
         done = (
             exact
             | (
@@ -1285,7 +1355,7 @@ def _correlation_fixed_points(
     the checked polar rules; with ``coarse`` (the phase diagram) the steps use
     the 16 × 32 rule and one checked step at the end corrects c*, so c* agrees
     with the checked iteration to about the square of the coarse rule's error
-    (below 1e-15) and χ_c to about that error (1e-10 or better).
+    (below 1e-14) and χ_c to about 1e-12.
     """
 
     def excess(
@@ -1312,12 +1382,17 @@ def _correlation_fixed_points(
 
     everything = np.arange(q_star.size)
     value, slope = excess(c, everything, None)
-    if coarse:
-        # One checked Newton step moves c* by about the coarse rule's error;
-        # χ_c stays where it was checked, off by that much times its slope.
-        with np.errstate(divide="ignore", invalid="ignore"):
-            c = np.clip(c - np.where(slope < 0, value / slope, 0.0), 0.0, 1.0)
-    return c, slope + 1.0
+    if not coarse:
+        return c, slope + 1.0
+
+    # One checked Newton step moves c* by about the coarse rule's error. χ_c
+    # follows it by the coarse rule's own change over that step: the coarse
+    # rule's error varies smoothly with c, so it cancels in the difference.
+    with np.errstate(divide="ignore", invalid="ignore"):
+        corrected = np.clip(c - np.where(slope < 0, value / slope, 0.0), 0.0, 1.0)
+    _, before = excess(c, everything, rule)
+    _, after = excess(corrected, everything, rule)
+    return corrected, slope + 1.0 + (after - before)
 
 
 # --- edge of chaos ------------------------------------------------------------
@@ -1449,8 +1524,7 @@ class PhaseDiagram:
     edge of chaos for ``sigma_b2[i]`` (None where there is none). Every value
     is :func:`fixed_point`'s for that point, except that c* and ξ_c on the
     chaotic side come from Newton steps on a coarser rule with a final checked
-    correction: c* agrees with :func:`fixed_point` to rounding, χ_c (and ξ_c
-    through it) to about 1e-10.
+    correction: c* and χ_c agree with :func:`fixed_point` to about 1e-12.
     """
 
     activation: Activation
