@@ -267,6 +267,16 @@ def test_kernel_sampling_of_a_singular_gram_matrix_uses_its_eigenvectors():
     np.testing.assert_allclose(h[3], h[1], atol=1e-5)
 
 
+def test_the_triangular_product_skips_only_zeros():
+    rng = np.random.default_rng(2)
+    factor = np.tril(rng.standard_normal((203, 203))).astype(np.float32)
+    noise = rng.standard_normal((203, 37)).astype(np.float32)
+
+    product = montecarlo._lower_triangular_product(factor, noise)
+
+    np.testing.assert_allclose(product, factor @ noise, rtol=1e-5, atol=1e-4)
+
+
 @pytest.mark.parametrize("act, sigma_w2", [("tanh", 1.5), ("relu", 2.0)])
 def test_the_kernel_path_and_the_weight_path_agree_in_distribution(act, sigma_w2):
     network = mlp(4, 256, act, sigma_w2, 0.05)
