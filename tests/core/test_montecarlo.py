@@ -12,6 +12,7 @@ import math
 import subprocess
 import sys
 import tracemalloc
+import warnings
 
 import numpy as np
 import pytest
@@ -399,6 +400,25 @@ def test_tanh_reaches_the_fixed_point_of_the_length_map():
 
     # signal-propagation.md checkpoint: q* = 0.418037; networks differ by ~5%
     assert np.abs(deviation).max() < 4 * result.standard_error("second_moment").max()
+
+
+@pytest.mark.parametrize("backward", [False, True], ids=["forward", "backward"])
+def test_exploding_and_vanishing_networks_report_inf_and_zero(backward):
+    arguments = dict(
+        batch_size=8, seeds=2, seed=0, input_second_moment=1.0, backward=backward
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        exploding = simulate(mlp(150, 64, "relu", 4.0), **arguments)
+        vanishing = simulate(mlp(150, 64, "relu", 0.5), **arguments)
+
+    # ×2 per layer (width 64 spreads it over networks); float32 ends near 2^128
+    growth = exploding.mean("second_moment")
+    assert abs(math.log2(growth[100]) - 101) < 6
+    assert np.isinf(growth[-1])
+    # ×1/4 per layer: float32 reaches 0 before layer 75
+    assert vanishing.mean("second_moment")[-1] == 0.0
+    assert np.isnan(vanishing.mean("correlation")[-1])
 
 
 def test_saturation_thresholds_solve_the_one_percent_rule():

@@ -178,8 +178,9 @@ class MonteCarloResult:
     for every name in :data:`FORWARD_STATISTICS` (and
     :data:`BACKWARD_STATISTICS` when ``backward``); NaN where a statistic does
     not apply to a row (saturation of a ReLU, the bias gradient of a layer
-    without bias, the kurtosis of a constant). See :data:`MODEL` for what each
-    means.
+    without bias, the kurtosis of a constant) and where the network's signal
+    left float32 (∞ past an overflow, NaN after it or where it vanished to 0
+    and a ratio is 0/0). See :data:`MODEL` for what each means.
     """
 
     layers: tuple[LayerRow, ...]
@@ -643,8 +644,8 @@ def sampling_path(
     return "kernel" if kernel < weights else "weights"
 
 
-def _gram_factor(gram: np.ndarray) -> tuple[np.ndarray, bool]:
-    """A float32 L with L·Lᵀ = K for a symmetric positive semi-definite K.
+def _gram_factor(gram: np.ndarray, dtype: type = np.float32) -> tuple[np.ndarray, bool]:
+    """An L with L·Lᵀ = K for a symmetric positive semi-definite K, in ``dtype``.
 
     Cholesky (float64, L lower triangular: returns ``(L, True)``) when K is
     positive definite; otherwise the symmetric eigendecomposition K = VΛVᵀ
@@ -653,11 +654,11 @@ def _gram_factor(gram: np.ndarray) -> tuple[np.ndarray, bool]:
     diagonal would change the distribution.
     """
     try:
-        return np.linalg.cholesky(gram).astype(np.float32), True
+        return np.linalg.cholesky(gram).astype(dtype), True
     except np.linalg.LinAlgError:
         eigenvalues, eigenvectors = np.linalg.eigh(gram)
         factor = eigenvectors * np.sqrt(np.maximum(eigenvalues, 0.0))
-        return factor.astype(np.float32), False
+        return factor.astype(dtype), False
 
 
 _TRIANGULAR_BLOCK = 64
@@ -693,13 +694,34 @@ def _kernel_sample(x: np.ndarray, dense: Dense, rng: np.random.Generator) -> np.
     NNGP kernel; signal-propagation.md, "Monte Carlo at finite width").
     """
     rows = x.reshape(-1, dense.in_width)
-    gram = rows @ rows.T
-    kernel = gram.astype(np.float64)
-    kernel *= dense.weight.std**2
-    factor, triangular = _gram_factor(kernel)
+    out_shape = (*x.shape[:-1], dense.out_width)
+    variance = dense.weight.std**2
+    kernel = (rows @ rows.T).astype(np.float64)
+    kernel *= variance
     noise = _standard_normal(rng, (rows.shape[0], dense.out_width))
+    if not np.isfinite(kernel).all():
+        return _overflowed_sample(rows, variance, noise).reshape(out_shape)
+
+    factor, triangular = _gram_factor(kernel)
     product = _lower_triangular_product if triangular else np.matmul
-    return product(factor, noise).reshape(*x.shape[:-1], dense.out_width)
+    return product(factor, noise).reshape(out_shape)
+
+
+def _overflowed_sample(
+    rows: np.ndarray, variance: float, noise: np.ndarray
+) -> np.ndarray:
+    """The kernel path for inputs whose float32 Gram matrix overflowed.
+
+    Redone in float64, cast back to float32 at the end: entries past float32
+    become ±∞ as Wx would on the weight path, and inputs already ∞ or NaN
+    give NaN, as ∞ − ∞ does there.
+    """
+    if not np.isfinite(rows).all():
+        return np.full(noise.shape, np.nan, dtype=np.float32)
+
+    wide = rows.astype(np.float64)
+    factor, _ = _gram_factor(wide @ wide.T * variance, dtype=np.float64)
+    return (factor @ noise.astype(np.float64)).astype(np.float32)
 
 
 # --- moments ------------------------------------------------------------------
@@ -1727,7 +1749,9 @@ def simulate(
             backward,
             kernel_sampling,
         )
-        with np.errstate(over="ignore", under="ignore"):
+        # An exploding network overflows float32 and a vanishing one
+        # underflows to 0: its statistics become ∞ or NaN (0/0), as reported.
+        with np.errstate(all="ignore"):
             run.run(network, float(input_second_moment))
         if seed_index == 0:
             layers = tuple(run.rows)
