@@ -20,6 +20,12 @@ from pathlib import Path
 
 import pytest
 
+# One BLAS thread per test process, as every gunicorn worker runs: set before
+# any test module imports numpy, so matrix sizes, not thread scheduling,
+# decide how long the Monte Carlo tests take on a shared two-core machine.
+for _variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_variable, "1")
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # The command of the Makefile's serve target and of the Dockerfile's CMD, with
 # the config path relative to the repository root; tests/deploy checks that
