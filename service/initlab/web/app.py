@@ -1,8 +1,9 @@
 """The Flask application: configuration, request ids, logging and error handling.
 
-The routes live in :mod:`initlab.web.routes`; everything that can go wrong on
-the way is turned into problem details here, in one place. Every response
-carries ``X-Request-ID`` and is logged as one JSON line on the
+The routes live in :mod:`initlab.web.routes` and, for the statistics and
+their charts, :mod:`initlab.web.statistics_routes`; everything that can go
+wrong on the way is turned into problem details here, in one place. Every
+response carries ``X-Request-ID`` and is logged as one JSON line on the
 ``initlab.request`` logger.
 """
 
@@ -24,6 +25,7 @@ from initlab.web.jsonio import StrictJSONProvider
 from initlab.web.problems import LIMIT_EXCEEDED, PROBLEM_MEDIA_TYPE, Problem
 from initlab.web.routes import blueprint
 from initlab.web.schemas.catalog import HealthSchema
+from initlab.web.statistics_routes import blueprint as statistics_blueprint
 
 REQUEST_ID_HEADER = "X-Request-ID"
 REQUEST_ID_PATTERN = r"^[A-Za-z0-9._~:/+=-]{1,128}$"
@@ -54,6 +56,7 @@ def create_app(config: Config | None = None) -> Flask:
     app.extensions["initlab.openapi"] = _openapi_document()
 
     app.register_blueprint(blueprint)
+    app.register_blueprint(statistics_blueprint)
     app.add_url_rule("/healthz", "healthz", _healthz, methods=["GET"])
     app.add_url_rule("/openapi.yaml", "openapi", _openapi, methods=["GET"])
 

@@ -38,6 +38,14 @@ from initlab.web.schemas.recommendations import (
     scheme_request_json_schema,
 )
 from initlab.web.schemas.spec import add_spec_components
+from initlab.web.schemas.statistics import (
+    PhaseDiagramChartSchema,
+    PhaseDiagramQuerySchema,
+    PropagationChartSchema,
+    PropagationQuerySchema,
+    StatisticsRequestSchema,
+    StatisticsResponseSchema,
+)
 
 OPENAPI_VERSION = "3.1.0"
 
@@ -64,6 +72,53 @@ Problem responses repeat it as `instance`.
 Limits are server configuration: environment variables (with their defaults):
 
 {limits}
+"""
+
+STATISTICS_DESCRIPTION = """\
+Builds the network of `spec` with every tensor drawn as `init` (and
+`overrides`) say, exactly as /v1/recommendations would recommend it, then
+follows the forward signal and the backward gradient layer by layer:
+
+- `analytic`: the infinite-width mean-field maps (Poole et al. 2016;
+  Schoenholz et al. 2017), with Gauss–Hermite quadrature and the closed forms
+  of the ReLU family; deterministic, cheap, always within budget.
+- `monte_carlo`: `seeds` independent networks of the spec's real widths are
+  drawn and run on `batch_size` inputs, in float32 with float64 moment sums;
+  each value is reported as the mean and SD over the networks. What is
+  simulated (batch layout, conv grid, norms, gradients) is stated in
+  `monte_carlo_model`, the model of attention in `attention_model`.
+
+The cost of a Monte Carlo run is estimated from the shapes before any work
+(`cost`); a request over INITLAB_COMPUTE_BUDGET (flop-equivalents: flops plus
+each random number drawn at the price of `random_number_flops` flops) or
+INITLAB_MEMORY_BUDGET (bytes) is refused with a 422 `limit-exceeded` problem
+whose `estimate` member holds the estimated cost, `limit` and `limit_value`
+the limit, and `detail` what to change (fewer seeds, a smaller batch, or
+`method: analytic`).
+
+The same request gives the same bytes on every run, process and worker: every
+random stream derives from `seed`, and the answer records the seed and the
+numpy version whose generators drew the numbers.
+"""
+
+PROPAGATION_DESCRIPTION = """\
+A plain MLP of `depth` layers of `width` units, each followed by `activation`,
+is drawn under each scheme of `schemes` and followed as /v1/statistics follows
+a spec: per layer, the forward second moment E[h²] of the pre-activation and
+the backward gradient second moment E[(∂L/∂h)²], as an analytic line and a
+Monte Carlo band (mean ± SD over `seeds` networks). The axes say what they
+show and suggest a log scale when a series spans more than 10×. The Monte
+Carlo cost of all the schemes together is held against the compute budget
+before any work, as in /v1/statistics; an over-budget request is refused
+with a `limit-exceeded` problem carrying the `estimate`.
+"""
+
+PHASE_DIAGRAM_DESCRIPTION = """\
+The phase diagram of a deep stack of `activation` (Schoenholz et al. 2017,
+"Deep Information Propagation", figure 1): on an evenly spaced grid of σ_w²
+(columns) and σ_b² (rows), χ₁, the fixed point q*, the correlation fixed point
+c*, the correlation depth scale ξ_c and the phase, with the edge of chaos
+(χ₁ = 1) as a line σ_w²(σ_b²). Deterministic: no seed is involved.
 """
 
 # Problem responses, by status, and the operations each applies to.
@@ -96,6 +151,12 @@ def build_spec() -> APISpec:
     )
     for tag, description in (
         ("recommendations", "Initialization of every parameter of an architecture."),
+        (
+            "statistics",
+            "How the signal and the gradient move through a network at init:"
+            " the mean-field prediction and finite-width simulation.",
+        ),
+        ("visualizations", "Chart-ready series and grids for the frontend."),
         ("catalogue", "The activations and schemes the service knows."),
         ("operations", "Health and the contract itself."),
     ):
@@ -149,6 +210,10 @@ def _add_components(spec: APISpec) -> None:
     spec.components.schema(
         "RecommendationResponse", schema=RecommendationResponseSchema
     )
+    spec.components.schema("StatisticsRequest", schema=StatisticsRequestSchema)
+    spec.components.schema("StatisticsResponse", schema=StatisticsResponseSchema)
+    spec.components.schema("PropagationChart", schema=PropagationChartSchema)
+    spec.components.schema("PhaseDiagramChart", schema=PhaseDiagramChartSchema)
     spec.components.schema("ActivationsResponse", schema=ActivationsResponseSchema)
     spec.components.schema("SchemesResponse", schema=SchemesResponseSchema)
     spec.components.schema("Health", schema=HealthSchema)
@@ -220,6 +285,70 @@ def _add_paths(spec: APISpec) -> None:
                 "responses": {
                     "200": _ok("The recommendations.", "RecommendationResponse"),
                     **_problems("400", "413", "415", "422", "500"),
+                },
+            }
+        },
+    )
+    spec.path(
+        path="/v1/statistics",
+        operations={
+            "post": {
+                "operationId": "computeStatistics",
+                "tags": ["statistics"],
+                "summary": "Per-layer statistics of a network at initialization.",
+                "description": STATISTICS_DESCRIPTION,
+                "parameters": [request_id],
+                "requestBody": {
+                    "required": True,
+                    "content": {JSON_MEDIA_TYPE: {"schema": "StatisticsRequest"}},
+                },
+                "responses": {
+                    "200": _ok(
+                        "Per-layer rows, the summary, and what they were computed"
+                        " with.",
+                        "StatisticsResponse",
+                    ),
+                    **_problems("400", "413", "415", "422", "500"),
+                },
+            }
+        },
+    )
+    spec.path(
+        path="/v1/visualizations/propagation",
+        operations={
+            "get": {
+                "operationId": "propagationChart",
+                "tags": ["visualizations"],
+                "summary": "Forward and backward second moments, layer by layer,"
+                " under several schemes.",
+                "description": PROPAGATION_DESCRIPTION,
+                "parameters": [
+                    {"in": "query", "schema": PropagationQuerySchema},
+                    request_id,
+                ],
+                "responses": {
+                    "200": _ok("The series, axes and verdicts.", "PropagationChart"),
+                    **_problems("422", "500"),
+                },
+            }
+        },
+    )
+    spec.path(
+        path="/v1/visualizations/phase-diagram",
+        operations={
+            "get": {
+                "operationId": "phaseDiagramChart",
+                "tags": ["visualizations"],
+                "summary": "χ₁, q*, c* and ξ_c over a grid of (σ_w², σ_b²), and the"
+                " edge of chaos.",
+                "description": PHASE_DIAGRAM_DESCRIPTION,
+                "parameters": [
+                    {"in": "query", "schema": PhaseDiagramQuerySchema},
+                    request_id,
+                ],
+                "responses": {
+                    "200": _ok("The grids and the edge of chaos.", "PhaseDiagramChart"),
+                    **_problems("422", "500"),
                 },
             }
         },
