@@ -513,6 +513,24 @@ def test_output_statistics_are_the_moments_of_all_entries():
     assert result["correlation"] == pytest.approx(cosines.mean(), rel=1e-6)
 
 
+def test_dense_statistics_count_dead_units_and_post_activation_moments():
+    h = np.random.default_rng(5).standard_normal((8, 3, 10)).astype(np.float32)
+    h[..., :4] = -np.abs(h[..., :4])  # four units never positive
+    h[0, 0, 3] = 0.0  # φ'(0) = 0: still dead
+
+    stats, activated = montecarlo.dense_statistics(make_activation("relu"), h)
+
+    assert stats["dead_fraction"] == 0.4
+    np.testing.assert_array_equal(activated, np.maximum(h, 0))
+    relu = np.maximum(h.astype(float), 0)
+    assert stats["post_activation_second_moment"] == pytest.approx(
+        np.mean(relu**2), rel=1e-6
+    )
+    assert stats["post_activation_mean"] == pytest.approx(relu.mean(), rel=1e-6)
+    tanh_stats, _ = montecarlo.dense_statistics(make_activation("tanh"), h)
+    assert tanh_stats["dead_fraction"] == 0.0
+
+
 # --- the backward pass --------------------------------------------------------
 
 

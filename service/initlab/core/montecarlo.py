@@ -797,7 +797,11 @@ def _pair_correlation(values: np.ndarray, row_squares: np.ndarray) -> float:
 
 
 def _can_die(act: Activation) -> bool:
-    """Whether φ' is 0 on a half-line, so a unit can be off for a whole batch."""
+    """Whether φ' is 0 for h ≤ 0 (ReLU, leaky ReLU of slope 0) and 1 above.
+
+    Only then can a unit be off for a whole batch; every other activation's
+    φ' vanishes at isolated points at most, so its dead fraction is 0.
+    """
     if act.name == "relu":
         return True
 
@@ -1368,8 +1372,10 @@ def dense_statistics(
     stats["post_activation_mean"] = _sum64(activated) / activated.size
     stats["dead_fraction"] = 0.0
     if _can_die(act):
-        alive = np.any(phi_prime(act, h) != 0.0, axis=tuple(range(h.ndim - 1)))
-        stats["dead_fraction"] = 1.0 - np.count_nonzero(alive) / alive.size
+        # φ' is 1 where h > 0 and 0 elsewhere: a unit is alive where its
+        # largest pre-activation over the batch is positive.
+        largest = np.max(h, axis=tuple(range(h.ndim - 1)))
+        stats["dead_fraction"] = 1.0 - np.count_nonzero(largest > 0.0) / largest.size
     return stats, activated
 
 
