@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import platform
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -22,6 +22,7 @@ from .errors import (
     ConnectionError,
     InitlabError,
     InvalidResponse,
+    LimitExceeded,
     Timeout,
     api_error_class,
     field_errors,
@@ -32,6 +33,7 @@ from .models import (
     SchemeInfo,
     list_member,
 )
+from .statistics import PhaseDiagram, PropagationChart, Statistics
 
 BASE_URL_ENV = "INITLAB_URL"
 DEFAULT_BASE_URL = "http://127.0.0.1:8000"
@@ -107,18 +109,145 @@ class Client:
         schemes. Raises :class:`ValidationError` when the spec breaks a rule,
         with a JSON pointer to each field at fault.
         """
-        if not isinstance(spec, Mapping):
-            raise TypeError(
-                f"spec must be a mapping with 'dims' and 'layers', got"
-                f" {type(spec).__name__}; load_spec(path) reads one from a file"
-            )
-
+        _check_spec(spec)
         body: dict[str, Any] = {"spec": dict(spec), "scheme": scheme}
         if overrides is not None:
             body["overrides"] = dict(overrides)
 
         return self._call(
             "POST", "/v1/recommendations", Recommendations.from_json, json=body
+        )
+
+    def statistics(
+        self,
+        spec: Mapping[str, Any],
+        init: str | Mapping[str, Any] = "auto",
+        overrides: Mapping[str, str | Mapping[str, Any]] | None = None,
+        method: str = "both",
+        batch_size: int | None = None,
+        seeds: int | None = None,
+        seed: int = 0,
+        input_second_moment: float = 1.0,
+        input_correlation: float | None = None,
+        *,
+        backward: bool | None = None,
+        spatial_size: int | None = None,
+        sequence_length: int | None = None,
+    ) -> Statistics:
+        """How the signal and the gradient move through ``spec`` drawn with ``init``.
+
+        ``init`` is a scheme as in :meth:`recommend` (with ``overrides``);
+        ``method`` is ``"analytic"`` (the infinite-width prediction),
+        ``"monte_carlo"`` (``seeds`` networks drawn and run on ``batch_size``
+        inputs) or ``"both"``. ``input_correlation`` follows a pair of inputs
+        at that correlation. Arguments left at ``None`` take the service's
+        defaults (batch 64, 8 seeds, backward pass on). The same arguments
+        give the same numbers, bit for bit. Raises :class:`LimitExceeded` when
+        the work is over the service's budget, with the ``estimate``.
+        """
+        _check_spec(spec)
+        body: dict[str, Any] = {
+            "spec": dict(spec),
+            "init": init,
+            "method": method,
+            "seed": seed,
+            "input": {"second_moment": input_second_moment},
+        }
+        if input_correlation is not None:
+            body["input"]["correlation"] = input_correlation
+        if overrides is not None:
+            body["overrides"] = dict(overrides)
+        optional = {
+            "batch_size": batch_size,
+            "seeds": seeds,
+            "backward": backward,
+            "spatial_size": spatial_size,
+            "sequence_length": sequence_length,
+        }
+        body.update(
+            {key: value for key, value in optional.items() if value is not None}
+        )
+
+        return self._call("POST", "/v1/statistics", Statistics.from_json, json=body)
+
+    def propagation(
+        self,
+        activation: str = "relu",
+        schemes: str | Sequence[str] = ("kaiming_normal", "xavier_normal"),
+        depth: int | None = None,
+        width: int | None = None,
+        sigma_b2: float | None = None,
+        method: str | None = None,
+        batch_size: int | None = None,
+        seeds: int | None = None,
+        seed: int | None = None,
+        input_second_moment: float | None = None,
+        **activation_params: float,
+    ) -> PropagationChart:
+        """Chart data: second moments layer by layer of an MLP under each scheme.
+
+        ``schemes`` are scheme names (a list, or one string with commas);
+        keyword arguments such as ``negative_slope=0.2`` set the activation's
+        parameters. Arguments left at ``None`` take the service's defaults
+        (depth 20, width 256, σ_b² 0, both methods).
+        """
+        if not isinstance(schemes, str):
+            schemes = ",".join(schemes)
+        query = _query(
+            activation=activation,
+            schemes=schemes,
+            depth=depth,
+            width=width,
+            sigma_b2=sigma_b2,
+            method=method,
+            batch_size=batch_size,
+            seeds=seeds,
+            seed=seed,
+            input_second_moment=input_second_moment,
+            **activation_params,
+        )
+
+        return self._call(
+            "GET",
+            "/v1/visualizations/propagation",
+            PropagationChart.from_json,
+            params=query,
+        )
+
+    def phase_diagram(
+        self,
+        activation: str = "tanh",
+        sigma_w2: tuple[float, float, int] | None = None,
+        sigma_b2: tuple[float, float, int] | None = None,
+        q_input: float | None = None,
+        **activation_params: float,
+    ) -> PhaseDiagram:
+        """Chart data: χ₁, q*, c*, ξ_c on a (σ_w², σ_b²) grid and the edge of chaos.
+
+        ``sigma_w2`` and ``sigma_b2`` are ``(minimum, maximum, steps)``;
+        ``None`` takes the service's grid (σ_w² from 0.25 to 4, σ_b² from 0 to
+        0.5, 41 steps each).
+        """
+        grids: dict[str, Any] = {}
+        for axis, grid in (("sigma_w2", sigma_w2), ("sigma_b2", sigma_b2)):
+            if grid is not None:
+                minimum, maximum, steps = grid
+                grids.update(
+                    {
+                        f"{axis}_min": minimum,
+                        f"{axis}_max": maximum,
+                        f"{axis}_steps": steps,
+                    }
+                )
+        query = _query(
+            activation=activation, **grids, q_input=q_input, **activation_params
+        )
+
+        return self._call(
+            "GET",
+            "/v1/visualizations/phase-diagram",
+            PhaseDiagram.from_json,
+            params=query,
         )
 
     def activations(
@@ -196,6 +325,31 @@ class Client:
         return response
 
 
+def _check_spec(spec: Any) -> None:
+    if not isinstance(spec, Mapping):
+        raise TypeError(
+            f"spec must be a mapping with 'dims' and 'layers', got"
+            f" {type(spec).__name__}; load_spec(path) reads one from a file"
+        )
+
+
+def _query(**parameters: Any) -> dict[str, str]:
+    """Query parameters as the service reads them; ``None`` values are left out.
+
+    A float is written in its shortest round-trip form (``repr``: ``0.05``,
+    ``1e-05``), which is how JSON writes numbers; booleans are refused.
+    """
+    query = {}
+    for key, value in parameters.items():
+        if value is None:
+            continue
+        if isinstance(value, bool):
+            raise TypeError(f"{key} must be a number or a string, got {value!r}")
+        query[key] = repr(value) if isinstance(value, float) else str(value)
+
+    return query
+
+
 def _checked_base_url(base_url: str | None) -> str:
     source = "base_url"
     if not base_url:
@@ -245,7 +399,14 @@ def _api_error(response: requests.Response) -> APIError:
     if not isinstance(problem, dict):
         problem = {}
 
-    error_class = api_error_class(response.status_code)
+    error_class = api_error_class(response.status_code, problem.get("type"))
+    details = {}
+    if error_class is LimitExceeded:
+        details = {
+            "limit": problem.get("limit"),
+            "limit_value": problem.get("limit_value"),
+            "estimate": problem.get("estimate"),
+        }
     return error_class(
         status=response.status_code,
         title=str(problem.get("title") or response.reason or "HTTP error"),
@@ -254,4 +415,5 @@ def _api_error(response: requests.Response) -> APIError:
         instance=problem.get("instance") or response.headers.get("X-Request-ID"),
         errors=field_errors(problem.get("errors")),
         response=response,
+        **details,
     )

@@ -119,10 +119,35 @@ class ValidationError(APIError):
     """422: valid JSON that breaks a rule; ``errors`` points at each field."""
 
 
+class LimitExceeded(ValidationError):
+    """422 ``limit-exceeded``: the request asks for more work than the service allows.
+
+    ``limit`` names the limit (``compute_budget``, ``max_seeds``, ...) and
+    ``limit_value`` gives its value; for a budget, ``estimate`` holds the
+    estimated cost (``work``, ``flops``, ``random_numbers``, ``peak_bytes``,
+    ...). ``detail`` says what to change: fewer seeds, a smaller batch, or
+    the analytic method, which is always within budget.
+    """
+
+    def __init__(
+        self,
+        *args: Any,
+        limit: str | None = None,
+        limit_value: float | None = None,
+        estimate: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ):
+        self.limit = limit
+        self.limit_value = limit_value
+        self.estimate = estimate
+        super().__init__(*args, **kwargs)
+
+
 class ServerError(APIError):
     """5xx: a fault on the service side; ``request_id`` identifies it in its logs."""
 
 
+LIMIT_EXCEEDED_SUFFIX = "/limit-exceeded"
 _ERROR_BY_STATUS: dict[int, type[APIError]] = {
     400: BadRequest,
     404: NotFound,
@@ -131,10 +156,12 @@ _ERROR_BY_STATUS: dict[int, type[APIError]] = {
 }
 
 
-def api_error_class(status: int) -> type[APIError]:
-    """The most specific :class:`APIError` subclass for an HTTP status."""
+def api_error_class(status: int, problem_type: Any = None) -> type[APIError]:
+    """The most specific :class:`APIError` subclass for a status and problem type."""
     if status >= 500:
         return ServerError
+    if status == 422 and str(problem_type or "").endswith(LIMIT_EXCEEDED_SUFFIX):
+        return LimitExceeded
 
     return _ERROR_BY_STATUS.get(status, APIError)
 
