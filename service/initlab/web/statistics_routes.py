@@ -548,10 +548,14 @@ def _budget_problem(
     the analytic method); the detail repeats it with the variable that raises
     the limit, and ``estimate`` carries the whole cost.
     """
-    errors = problems.errors_from_invalid_input(error)
+    # The engine's message states the estimate itself: no "Got <value>" after it.
+    stated = InvalidInput(
+        [FieldProblem(item.path, item.message) for item in error.problems]
+    )
+    errors = problems.errors_from_invalid_input(stated)
     if query:
         errors = _with_parameters(errors)
-    first = errors[0].message.rstrip(".")
+    first = error.problems[0].message.rstrip(".")
     detail = (
         f"{first[:1].upper()}{first[1:]}; or raise"
         f" {problems.limit_variable(error.limit)} on the server."
