@@ -85,22 +85,16 @@ class JsonInteger(fields.Integer):
 
     default_error_messages = {"invalid": "must be an integer; got {input}"}
 
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(strict=True, **kwargs)
-
     def _validated(self, value: Any) -> int:
-        if isinstance(value, bool):
+        if isinstance(value, bool) or not isinstance(value, int):
             raise self.make_error("invalid", input=_show(value))
 
-        try:
-            return super()._validated(value)
-        except Exception:
-            raise self.make_error("invalid", input=_show(value)) from None
+        return value
 
 
-def _at_least(minimum: int | float, fix: str = "") -> validate.Range:
+def _at_least(minimum: int) -> validate.Range:
     return validate.Range(
-        min=minimum, error=f"must be at least {minimum}; got {{input}}{fix}"
+        min=minimum, error=f"must be at least {minimum}; got {{input}}"
     )
 
 
