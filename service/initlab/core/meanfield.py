@@ -10,8 +10,9 @@ Sohl-Dickstein 2017, "Deep Information Propagation" (arXiv 1611.01232),
 section 2. This module evaluates those maps, their slopes χ₁, χ_q and χ_c,
 their fixed points q* and c*, the depth scales ξ_q, ξ_c and ξ_∇, the phase
 (ordered, critical, chaotic), the edge of chaos and the phase diagram. The
-statistics engines (``initlab.core.propagation``) call these maps layer by
-layer; see signal-propagation.md in the repository's design notes.
+analytic statistics (``initlab.core.propagation``) call these maps layer by
+layer, and ``initlab.core.statistics`` reports the fixed point of a
+homogeneous stack and draws the phase diagram from them.
 
 Numerics. Every expectation is over z ~ N(0, 1) (or a pair of correlated
 Gaussians). Identity, ReLU and leaky ReLU use closed forms (He et al. 2015;
@@ -96,12 +97,15 @@ _COARSE_POLAR = (16, 32)
 # Radius beyond which r·e^{−r²/2} carries less than 1e-30 of the mass.
 _RADIUS_CUTOFF = 12.0
 _COMPOSITE_PANEL_NODES = (10, 20)
-_POLAR_CHUNK_ELEMENTS = 1 << 21
+# Points are summed in chunks of about this many (point, angle, radius) nodes:
+# arrays of 0.5 MB stay in cache, and larger chunks measured slower.
+_POLAR_CHUNK_ELEMENTS = 1 << 16
 # Length-map values tabulated per activation to bracket fixed points: 20 per
 # decade from 1e-14 to MAX_SECOND_MOMENT. Two fixed points closer together
 # than a factor 10^(1/20) (about 1.12) could be taken for none.
 _TABLE_SECOND_MOMENTS = np.geomspace(1e-14, MAX_SECOND_MOMENT, 26 * 20 + 1)
 _MAX_REFINEMENTS = 200
+_FIXED_POINT_CHUNK = 2048
 # The Gauss rules are trusted while q ≤ 1e4 feature widths squared: beyond,
 # an activation's feature can fall between all their nodes near 0, where every
 # rule sees the same saturated values and "converges" on them. Such points go
@@ -873,8 +877,8 @@ def _length_map(
 ) -> np.ndarray:
     """q' = σ_w²·E[φ(√q z)²] + σ_b².
 
-    Poole et al. 2016 (arXiv 1606.05340), equation 3; Schoenholz et al. 2017
-    (arXiv 1611.01232), equation 3.
+    Poole et al. 2016 (arXiv 1606.05340), section 2; Schoenholz et al. 2017
+    (arXiv 1611.01232), section 2.
     """
     return sigma_w2 * second_moment + sigma_b2
 
@@ -914,8 +918,8 @@ def _correlation_map(
 ) -> np.ndarray:
     """c' = (σ_w²·E[φ(u_a)φ(u_b)] + σ_b²)/√(q_a'·q_b'), q' the length map's values.
 
-    Poole et al. 2016 (arXiv 1606.05340), equations 4 and 5; Schoenholz et al.
-    2017 (arXiv 1611.01232), equation 5.
+    Poole et al. 2016 (arXiv 1606.05340), section 2; Schoenholz et al. 2017
+    (arXiv 1611.01232), section 2.
     """
     return (sigma_w2 * cross + sigma_b2) / np.sqrt(length_a * length_b)
 
@@ -931,8 +935,9 @@ def correlation_map(
     """The correlation of two inputs' next pre-activations, given this layer's.
 
     ``q_a``, ``q_b`` are the two inputs' pre-activation second moments and ``c``
-    their correlation. Raises :class:`InvalidInput` when both next second
-    moments are 0 (then there is no correlation to speak of).
+    their correlation. Not clipped: rounding may leave it up to ~1e-13 outside
+    [−1, 1]. Raises :class:`InvalidInput` when a next second moment is 0 (a
+    constant 0 has no correlation).
     """
     q_a = _check_second_moment("q_a", q_a)
     q_b = _check_second_moment("q_b", q_b)
@@ -963,8 +968,8 @@ def _chi_1(derivative_second_moment: np.ndarray, sigma_w2: np.ndarray) -> np.nda
     The mean squared singular value of a layer's Jacobian, so the factor by
     which a layer multiplies the backward gradient's second moment (at equal
     widths) and the slope of the correlation map at c = 1: Poole et al. 2016
-    (arXiv 1606.05340), equation 7; Schoenholz et al. 2017 (arXiv 1611.01232),
-    equation 6.
+    (arXiv 1606.05340), section 3; Schoenholz et al. 2017 (arXiv 1611.01232),
+    sections 3 and 4.
     """
     return sigma_w2 * derivative_second_moment
 
@@ -986,7 +991,7 @@ def _chi_q(length_slope: np.ndarray, sigma_w2: np.ndarray) -> np.ndarray:
     Differentiating σ_w²·E[φ(√q z)²] under the expectation gives
     σ_w²·E[z·φ(u)φ'(u)]/√q; Gaussian integration by parts turns it into
     σ_w²·E[φ'(u)² + φ(u)φ''(u)], the form of Schoenholz et al. 2017 (arXiv
-    1611.01232), section 3, equation 4, without needing φ''. For the ReLU
+    1611.01232), section 3, without needing φ''. For the ReLU
     family it is σ_w²·E[φ'²]: the delta in φ'' meets φ(0) = 0.
     """
     return sigma_w2 * length_slope
@@ -1018,7 +1023,7 @@ def _chi_c(derivative_cross: np.ndarray, sigma_w2: np.ndarray) -> np.ndarray:
 
     By Price's theorem ∂E[φ(u_a)φ(u_b)]/∂c = √(q_a q_b)·E[φ'(u_a)φ'(u_b)], and at
     a fixed point of the length map the normalisation √(q_a' q_b') is q* itself:
-    Schoenholz et al. 2017 (arXiv 1611.01232), section 3, equation 8.
+    Schoenholz et al. 2017 (arXiv 1611.01232), section 3.
     """
     return sigma_w2 * derivative_cross
 
@@ -1080,7 +1085,7 @@ def _phases(chi_1: np.ndarray) -> np.ndarray:
 
 
 def phase_of(chi_1: float) -> Phase:
-    """ "ordered", "critical" or "chaotic" for χ₁ (critical within 1e-9 of 1)."""
+    """The phase for χ₁: "ordered", "critical" (within 1e-9 of 1) or "chaotic"."""
     if not (_is_number(chi_1) and chi_1 >= 0):
         raise InvalidInput.at(
             ("chi_1",),
@@ -1150,11 +1155,13 @@ def fixed_point(
     length map starts: with several fixed points, the one it reaches is
     reported (iterating an increasing map never passes a fixed point).
 
-    The correlation fixed point: the correlation map at q* is convex and
-    increasing on [0, 1] with c = 1 fixed and slope χ₁ there, so c* = 1 when
-    χ₁ ≤ 1 (χ_c = χ₁) and otherwise the one fixed point in [0, 1), reached
-    from every c in [0, 1) (Schoenholz et al. 2017, arXiv 1611.01232,
-    section 3; Poole et al. 2016, section 3).
+    The correlation fixed point: at q* the correlation map is a power series in
+    c with non-negative coefficients (the squared Hermite coefficients of
+    φ(√q* z)), so it is increasing and convex on [0, 1], with c = 1 fixed and
+    slope χ₁ there. Hence c* = 1 when χ₁ ≤ 1 (+1e-9), with χ_c = χ₁, and
+    otherwise c* is the one fixed point in [0, 1), reached from every c in
+    [0, 1) (Schoenholz et al. 2017, arXiv 1611.01232, section 3; Poole et al.
+    2016, section 3).
     """
     sigma_w2 = _check_variance("sigma_w2", sigma_w2, positive=True)
     sigma_b2 = _check_variance("sigma_b2", sigma_b2)
@@ -1213,7 +1220,10 @@ def _fixed_points(
 
 
 def _length_fixed_points(
-    act: Activation, sigma_w2: np.ndarray, sigma_b2: np.ndarray, q_input: float
+    act: Activation,
+    sigma_w2: np.ndarray,
+    sigma_b2: np.ndarray,
+    q_input: float | np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray]:
     """q* reached from ``q_input`` (NaN when it diverges) and the regime, per point.
 
@@ -1225,14 +1235,28 @@ def _length_fixed_points(
     the map collapses to 0: geometrically when σ_w²·φ'(0)² < 1, like 1/l when
     it equals 1 (tanh at σ_w² = 1).
     """
+    q_input = np.broadcast_to(np.asarray(q_input, dtype=float), sigma_w2.shape)
     if is_positively_homogeneous(act):
         return _homogeneous_length_fixed_points(act, sigma_w2, sigma_b2, q_input)
+    if sigma_w2.size > _FIXED_POINT_CHUNK:
+        # The bracket search compares every point with the whole table.
+        parts = [
+            _length_fixed_points(act, sigma_w2[part], sigma_b2[part], q_input[part])
+            for part in (
+                slice(start, start + _FIXED_POINT_CHUNK)
+                for start in range(0, sigma_w2.size, _FIXED_POINT_CHUNK)
+            )
+        ]
+        return (
+            np.concatenate([q_star for q_star, _ in parts]),
+            np.concatenate([regime for _, regime in parts]),
+        )
 
     q_star = np.full(sigma_w2.shape, np.nan)
     regime = np.full(sigma_w2.shape, "diverges", dtype=object)
-    start = _moments(act, np.array([q_input])).second_moment[0]
-    excess = _length_map(start, sigma_w2, sigma_b2) - q_input
-    q_star[excess == 0] = q_input
+    at_input = _moments(act, q_input).second_moment
+    excess = _length_map(at_input, sigma_w2, sigma_b2) - q_input
+    q_star[excess == 0] = q_input[excess == 0]
     regime[excess == 0] = "converges"
 
     table = _TABLE_SECOND_MOMENTS
@@ -1246,20 +1270,20 @@ def _length_fixed_points(
     high = np.full(sigma_w2.shape, np.nan)
 
     rising = np.flatnonzero(excess > 0)
-    crossed = (excess_table[rising] <= 0) & (table > q_input)
+    crossed = (excess_table[rising] <= 0) & (table > q_input[rising, None])
     found = crossed.any(axis=1)
     first = np.argmax(crossed, axis=1)
     for point, index in zip(rising[found], first[found], strict=True):
-        low[point] = max(q_input, table[index - 1]) if index > 0 else q_input
+        low[point] = max(q_input[point], table[index - 1] if index > 0 else 0.0)
         high[point] = table[index]
 
     falling = np.flatnonzero(excess < 0)
-    crossed = (excess_table[falling] >= 0) & (table < q_input)
+    crossed = (excess_table[falling] >= 0) & (table < q_input[falling, None])
     found = crossed.any(axis=1)
     last = table.size - 1 - np.argmax(crossed[:, ::-1], axis=1)
     for point, index in zip(falling[found], last[found], strict=True):
         low[point] = table[index]
-        high[point] = min(q_input, table[index + 1])
+        high[point] = min(q_input[point], table[index + 1])
     bottom = falling[~found]
     at_zero = _length_map(
         _zero_variance_moments(_nonlinearity(act))[1], sigma_w2, sigma_b2
@@ -1271,8 +1295,8 @@ def _length_fixed_points(
     low[tiny] = 0.0
     high[tiny] = table[0]
     # Below the table L is linear to rounding, L(q) ≈ L(0) + σ_w²·E[φ'(0)²]·q:
-    # start Newton at that line's fixed point, since bisecting [0, 1e-14]
-    # would take hundreds of steps to reach a root near, say, 1e-200.
+    # Newton starts at that line's fixed point, which may lie many decades
+    # below the table (σ_b² = 1e-200 puts q* near 1e-200).
     start = 0.5 * (low + high)
     gain = sigma_w2[tiny] * _zero_variance_moments(_nonlinearity(act))[2]
     with np.errstate(divide="ignore"):
@@ -1293,7 +1317,7 @@ def _length_fixed_points(
 
 
 def _homogeneous_length_fixed_points(
-    act: Activation, sigma_w2: np.ndarray, sigma_b2: np.ndarray, q_input: float
+    act: Activation, sigma_w2: np.ndarray, sigma_b2: np.ndarray, q_input: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
     """q* of the linear length map q' = k·q + σ_b², k = σ_w²·E[φ(z)²].
 
@@ -1502,23 +1526,17 @@ def _edges_of_chaos(
     if is_positively_homogeneous(act):
         derivative = gaussian_moments(act, 1.0).derivative_second_moment
         on_edge = sigma_b2 == 0
-        sigma_w2[on_edge] = 1.0 / derivative
+        sigma_w2[on_edge] = _edge_sigma_w2(derivative)
         q_star[on_edge] = math.nan if q_input is None else q_input
         return sigma_w2, q_star
 
     target, q_edge = _edge_candidates(act, sigma_b2)
-    candidate_w2 = 1.0 / _moments(act, q_edge).derivative_second_moment
+    candidate_w2 = _edge_sigma_w2(_moments(act, q_edge).derivative_second_moment)
     usable = candidate_w2 <= MAX_EDGE_SIGMA_W2
     target, q_edge, candidate_w2 = target[usable], q_edge[usable], candidate_w2[usable]
 
     def returns_from(start: np.ndarray) -> np.ndarray:
-        reached = np.full(q_edge.shape, np.nan)
-        for index, (w2, b2, q0) in enumerate(
-            zip(candidate_w2, sigma_b2[target], start, strict=True)
-        ):
-            reached[index] = _length_fixed_points(
-                act, np.array([w2]), np.array([b2]), float(q0)
-            )[0][0]
+        reached, _ = _length_fixed_points(act, candidate_w2, sigma_b2[target], start)
         return np.isclose(reached, q_edge, rtol=1e-7, atol=1e-12)
 
     if q_input is None:
@@ -1534,6 +1552,20 @@ def _edges_of_chaos(
     return sigma_w2, q_star
 
 
+def _edge_sigma_w2(derivative_second_moment: np.ndarray) -> np.ndarray:
+    """σ_w² = 1/E[φ'(√q* z)²]: where χ₁ = σ_w²·E[φ'²] equals 1 (Schoenholz et al.
+    2017, arXiv 1611.01232, section 3)."""
+    return 1.0 / derivative_second_moment
+
+
+def _edge_sigma_b2(
+    q: np.ndarray, second_moment: np.ndarray, derivative_second_moment: np.ndarray
+) -> np.ndarray:
+    """σ_b² = q − E[φ²]/E[φ'²]: the bias variance that makes q the length map's
+    fixed point at the edge σ_w² = 1/E[φ'²], from q = σ_w²·E[φ²] + σ_b²."""
+    return q - second_moment / derivative_second_moment
+
+
 def _edge_candidates(
     act: Activation, sigma_b2: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -1544,9 +1576,8 @@ def _edge_candidates(
     refined by bisection; plus q = 0 for σ_b² = 0 when φ(0) = 0, where H
     tends to 0.
     """
-    second_moment, derivative = _length_table(act)
     table = _TABLE_SECOND_MOMENTS
-    offset = table - second_moment / derivative
+    offset = _edge_sigma_b2(table, *_length_table(act))
     noise = 16 * np.finfo(float).eps * table
     targets, lows, highs = [], [], []
     for target, value in enumerate(sigma_b2):
@@ -1560,7 +1591,9 @@ def _edge_candidates(
 
     def excess(q: np.ndarray, active: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         moments = _moments(act, q)
-        value = q - moments.second_moment / moments.derivative_second_moment
+        value = _edge_sigma_b2(
+            q, moments.second_moment, moments.derivative_second_moment
+        )
         # No derivative: the bracket is bisected.
         return value - sigma_b2[target[active]], np.full(q.size, np.nan)
 
@@ -1589,7 +1622,8 @@ class PhaseDiagram:
     Grids are indexed ``[i][j]`` with i over ``sigma_b2`` (rows) and j over
     ``sigma_w2`` (columns); None where a value is undefined or infinite, as in
     :class:`FixedPoint`. ``edge_sigma_w2[i]`` and ``edge_q_star[i]`` give the
-    edge of chaos for ``sigma_b2[i]`` (None where there is none). Every value
+    edge of chaos for ``sigma_b2[i]`` (None where there is none), as
+    :func:`edge_of_chaos` gives it for the same ``q_input``. Every value
     is :func:`fixed_point`'s for that point, except that c* and ξ_c on the
     chaotic side come from Newton steps on a coarser rule with a final checked
     correction: c* and χ_c agree with :func:`fixed_point` to about 1e-12.
