@@ -20,9 +20,11 @@ from scipy import integrate, special
 from initlab.core.activations import (
     ACTIVATION_NAMES,
     ACTIVATION_PARAMETERS,
+    MAX_QUADRATURE_EVALUATIONS,
     SELU_ALPHA,
     SELU_SCALE,
     ActivationSummary,
+    QuadratureDidNotConverge,
     activation_catalogue,
     activation_from_json,
     describe_activation,
@@ -37,7 +39,7 @@ from initlab.core.activations import (
     second_moment_gain,
     variance_gain,
 )
-from initlab.core.errors import InvalidInput
+from initlab.core.errors import InvalidInput, json_value
 from initlab.core.types import Activation
 
 PI_60 = Decimal("3.14159265358979323846264338327950288419716939937510582097494459")
@@ -138,16 +140,16 @@ def test_unknown_name_names_the_value_the_allowed_names_and_a_fix():
     (problem,) = caught.value.problems
     assert problem.path == ("name",)
     assert problem.value == "Relu"
-    assert "'Relu'" in problem.message
+    assert '"Relu"' in problem.message
     assert "softsign" in problem.message and "softsign" in problem.allowed
-    assert "did you mean 'relu'" in problem.message
+    assert 'did you mean "relu"' in problem.message
 
 
 def test_pytorchs_linear_points_to_identity():
     with pytest.raises(InvalidInput) as caught:
         make_activation("linear")
 
-    assert "did you mean 'identity'" in caught.value.problems[0].message
+    assert 'did you mean "identity"' in caught.value.problems[0].message
 
 
 @pytest.mark.parametrize(
@@ -164,6 +166,9 @@ def test_pytorchs_linear_points_to_identity():
         ("softplus", {"beta": 0}, ("beta",)),
         ("softplus", {"beta": math.inf}, ("beta",)),
         ("softplus", {"beta": 101}, ("beta",)),
+        ("softplus", {"beta": 0.001}, ("beta",)),
+        ("softplus", {"beta": 1e-300}, ("beta",)),
+        ("elu", {"alpha": 10**400}, ("alpha",)),
     ],
 )
 def test_bad_parameters_are_refused_with_their_path(name, params, path):
@@ -173,7 +178,32 @@ def test_bad_parameters_are_refused_with_their_path(name, params, path):
     (problem,) = caught.value.problems
     assert problem.path == path
     assert problem.allowed
-    assert repr(next(iter(params.values()))) in problem.message
+    assert json_value(next(iter(params.values()))) in problem.message
+
+
+def test_values_are_quoted_as_json_not_as_python():
+    messages = {
+        value: _only_message(lambda v=value: make_activation("elu", {"alpha": v}))
+        for value in (None, True, "0.2")
+    }
+
+    assert "got null;" in messages[None]
+    assert "got true;" in messages[True]
+    assert 'got "0.2";' in messages["0.2"]
+
+
+def test_softplus_beta_below_one_hundredth_is_refused_saying_why():
+    message = _only_message(lambda: make_activation("softplus", {"beta": 0.001}))
+
+    assert message.startswith("softplus beta must be a number in [0.01, 100], got")
+    assert "log(2)/β + x/2" in message and "a ReLU" in message
+
+
+def _only_message(call) -> str:
+    with pytest.raises(InvalidInput) as caught:
+        call()
+    (problem,) = caught.value.problems
+    return problem.message
 
 
 def test_every_bad_parameter_is_reported_at_once():
@@ -194,6 +224,7 @@ def test_boundary_values_of_the_ranges_are_accepted():
     edges = [
         ("leaky_relu", "negative_slope", 0),
         ("leaky_relu", "negative_slope", 1),
+        ("softplus", "beta", 0.01),
         ("softplus", "beta", 100),
         ("elu", "alpha", 100),
     ]
@@ -497,6 +528,57 @@ def test_sharp_softplus_matches_scipy_quad():
     assert moments.mean == pytest.approx(_quad_expectation(reference), rel=1e-12)
     assert moments.derivative_second_moment == pytest.approx(
         _quad_expectation(lambda x: special.expit(100.0 * x) ** 2), rel=1e-12
+    )
+
+
+def test_flattest_softplus_keeps_its_variance_gain_to_the_last_digits():
+    # At β = 0.01, φ ≈ 69.3 + x/2 and the variance 1/4 + β²/32 − β⁴/64 + …
+    # sits under an offset 277 times larger; the reference integrates the
+    # centred φ − log(2)/β = log1p(expm1(βx)/2)/β, which has no offset.
+    beta = 0.01
+    act = make_activation("softplus", {"beta": beta})
+
+    def centred(x: float) -> float:
+        return math.log1p(math.expm1(beta * x) / 2) / beta
+
+    mean = _quad_expectation(centred)
+    variance = _quad_expectation(lambda x: (centred(x) - mean) ** 2)
+
+    assert variance == pytest.approx(0.25 + beta**2 / 32 - beta**4 / 64, rel=1e-12)
+    assert variance_gain(act) == pytest.approx(1 / math.sqrt(variance), rel=1e-10)
+    assert gaussian_moments(act).variance == pytest.approx(variance, rel=1e-10)
+
+
+def test_adaptive_quadrature_refuses_noise_instead_of_refining_it_forever():
+    # An integrand whose values never settle makes every panel disagree with
+    # its halves; the rule must stop at its cap of integrand values.
+    generator = np.random.default_rng(7)
+    evaluated = []
+
+    def noise(x: np.ndarray) -> np.ndarray:
+        evaluated.append(x.size)
+        return 1.0 + 1e-9 * generator.standard_normal(x.shape)
+
+    with pytest.raises(QuadratureDidNotConverge) as caught:
+        gaussian_expectation(noise, breakpoints=(0.0,))
+
+    assert sum(evaluated) <= MAX_QUADRATURE_EVALUATIONS
+    assert sum(evaluated) > MAX_QUADRATURE_EVALUATIONS // 4
+    assert caught.value.problems[0].path == ()
+    assert "did not converge within 1048576 integrand values" in str(caught.value)
+
+
+def test_moments_that_do_not_converge_name_the_activation():
+    # β = 0.001 is refused by make_activation; built directly it reaches the
+    # quadrature, whose rounding noise never settles under the offset 693.
+    flat = Activation("softplus", (("beta", 0.001),))
+
+    with pytest.raises(QuadratureDidNotConverge) as caught:
+        gaussian_moments(flat)
+
+    message = caught.value.problems[0].message
+    assert message.startswith(
+        "the Gaussian moments of softplus (beta = 0.001) at q = 1 cannot be computed"
     )
 
 

@@ -193,6 +193,48 @@ def test_narrow_and_far_cuts_keep_their_digits(start, width, mirrored):
     )
 
 
+# Every trunc_normal the service accepts: |mean|, |a|, |b| ≤ 1e6, 0 < std ≤ 1e6.
+_OPTION = st.floats(-1e6, 1e6, allow_subnormal=True)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    mean=_OPTION,
+    std=st.floats(5e-324, 1e6, allow_subnormal=True),
+    bounds=st.lists(_OPTION, min_size=2, max_size=2, unique=True).map(sorted),
+)
+def test_every_accepted_truncation_has_finite_moments_inside_the_cut(mean, std, bounds):
+    lower, upper = bounds
+
+    drawn_mean = truncated_normal_mean(mean, std, lower, upper)
+    drawn_std = truncated_normal_std(mean, std, lower, upper)
+
+    assert lower <= drawn_mean <= upper
+    assert 0.0 <= drawn_std <= std
+    assert math.isfinite(drawn_std)
+
+
+@pytest.mark.parametrize(
+    ("mean", "std", "lower", "upper", "expected_mean"),
+    [
+        # (b − μ)/σ overflows: the mass sits at the bound nearest the mean.
+        (1e6, 5e-324, -1e6, -1.0, -1.0),
+        (-1e6, 5e-324, 1.0, 1e6, 1.0),
+        # 1e12 σ below the cut: √(c² + 184) − c would cancel to 0.
+        (1e6, 1e-6, -1e6, -1.0, -1.0),
+        # 1e156 σ away: the variance underflows.
+        (1.0, 1e-150, -1.0, 0.0, 0.0),
+    ],
+)
+def test_a_cut_far_beyond_the_mean_collapses_onto_its_bound(
+    mean, std, lower, upper, expected_mean
+):
+    assert truncated_normal_mean(mean, std, lower, upper) == pytest.approx(
+        expected_mean, abs=1e-12
+    )
+    assert truncated_normal_std(mean, std, lower, upper) <= std * 1e-6
+
+
 @given(st.floats(1e-3, 10.0))
 def test_a_symmetric_cut_keeps_the_mean(half_width):
     assert truncated_normal_mean(0.5, 1.0, 0.5 - half_width, 0.5 + half_width) == (

@@ -415,10 +415,23 @@ def test_an_override_by_layer_name_covers_weight_and_bias_and_the_later_wins():
     assert by_name["h.1.fc.weight"].std == 0.25
     # The patterns also match biases, but not only biases: they keep the policy.
     assert by_name["h.0.fc.bias"].distribution == "constant"
+    # matched lists what each override set; its notes say what it left alone.
     assert [o.matched for o in result.overrides] == [
-        ("h.0.fc.weight", "h.0.fc.bias", "h.1.fc.weight", "h.1.fc.bias"),
-        ("h.1.fc.weight", "h.1.fc.bias"),
+        ("h.0.fc.weight",),
+        ("h.1.fc.weight",),
     ]
+    assert result.overrides[0].notes == (
+        "Leaves 1 matched tensor to the policy (h.0.fc.bias): biases stay 0 under"
+        ' a weight scheme (aim a value scheme at the biases alone, such as "*.bias",'
+        " to change them).",
+        'Leaves 2 matched tensors to the later override "h.1.*": h.1.fc.weight,'
+        " h.1.fc.bias.",
+    )
+    assert result.overrides[1].notes == (
+        "Leaves 1 matched tensor to the policy (h.1.fc.bias): biases stay 0 under"
+        ' a weight scheme (aim a value scheme at the biases alone, such as "*.bias",'
+        " to change them).",
+    )
     assert result.overrides[1].scheme == SchemeChoice(
         "normal", {"mean": 0.0, "std": 0.25}
     )
@@ -811,7 +824,7 @@ def test_an_unknown_scheme_suggests_the_nearest_name():
 
     (problem,) = raised.value.problems
     assert problem.path == ("scheme", "name")
-    assert "did you mean 'xavier_uniform'?" in problem.message
+    assert 'did you mean "xavier_uniform"?' in problem.message
     assert problem.value == "glorot_uniform"
 
     with pytest.raises(InvalidInput) as raised:
@@ -819,7 +832,7 @@ def test_an_unknown_scheme_suggests_the_nearest_name():
             SchemeChoice("kaimng_normal"), ("scheme",), name_path=("scheme",)
         )
     assert raised.value.problems[0].path == ("scheme",)
-    assert "did you mean 'kaiming_normal'?" in raised.value.problems[0].message
+    assert 'did you mean "kaiming_normal"?' in raised.value.problems[0].message
 
 
 def test_every_bad_option_is_reported_at_once():
@@ -868,3 +881,236 @@ def test_variance_scaling_refuses_what_its_library_does_not_have(options, field)
 def test_values_out_of_range_are_refused(scheme, options):
     with pytest.raises(InvalidInput):
         resolve_scheme(SchemeChoice(scheme, options), ("scheme",))
+
+
+# --- Hardening: signal fans, bounded options, limits, notes ----------------------
+
+
+def two_block_gpt(layout: str, *, norm: str = "pre", n_kv_heads: int | None = None):
+    """A two-block GPT-2-shaped transformer (d_model 64, d_ff 256) in ``layout``."""
+    attention = AttentionSpec(
+        name="attn", d_model=64, n_heads=4, n_kv_heads=n_kv_heads, layout=layout
+    )
+    mlp = SequentialGroup(
+        name="mlp",
+        layers=(
+            LinearSpec(
+                name="c_fc",
+                in_features=64,
+                out_features=256,
+                activation=Activation("gelu_tanh"),
+                layout=layout,
+            ),
+            LinearSpec(name="c_proj", in_features=256, out_features=64, layout=layout),
+        ),
+    )
+    block = (
+        ResidualGroup(
+            norm=norm, norm_layer=NormLayerSpec(name="ln_1"), layers=(attention,)
+        ),
+        ResidualGroup(norm=norm, norm_layer=NormLayerSpec(name="ln_2"), layers=(mlp,)),
+    )
+    return expand(
+        Spec(
+            dims={},
+            layers=(
+                EmbeddingSpec(name="wte", in_features=100, out_features=64),
+                RepeatGroup(name="h", count=2, layers=block),
+                NormSpec(kind="layer_norm", name="ln_f", in_features=64),
+                LinearSpec(name="head", in_features=64, out_features=100, bias=False),
+            ),
+        )
+    )
+
+
+@pytest.mark.parametrize(
+    "scheme",
+    ["auto", "mean_field", "fixup", "deepnorm", "small_init", "gpt2", "megatron"],
+)
+def test_non_library_schemes_do_not_depend_on_the_storage_layout(scheme):
+    stored_in_out = rows(two_block_gpt("in_out"), scheme)
+    stored_out_in = rows(two_block_gpt("out_in"), scheme)
+
+    for name, row in stored_in_out.items():
+        assert row.std == stored_out_in[name].std, name
+
+
+def test_fixup_takes_the_true_fan_in_of_an_in_out_weight():
+    row = rows(two_block_gpt("in_out"), "fixup")["h.0.mlp.c_fc.weight"]
+
+    # He with the gain of gelu_tanh's second moment over fan_in 64, times
+    # Fixup's L^(-1/(2m-2)) with L = 4 branches and m = 2 layers: 1/2.
+    gain = second_moment_gain(make_activation("gelu_tanh"))
+    assert relative_error(row.std, gain / math.sqrt(64) / 2) <= 1e-12
+    assert (row.fan_in, row.fan_out) == (256, 64)
+    assert (row.signal_fan_in, row.signal_fan_out) == (64, 256)
+    assert "fixup divides by the signal fan_in, 64." in row.notes
+
+
+def test_fixup_names_the_torch_mode_that_reads_the_true_fan_in():
+    spec = network(linear("fc", 64, 256, activation=RELU, layout="in_out"))
+
+    row = rows(spec, "fixup")["fc.weight"]
+
+    assert relative_error(row.std, math.sqrt(2.0) / 8) <= 1e-12
+    assert row.pytorch == (
+        "torch.nn.init.kaiming_normal_(w, mode='fan_out', nonlinearity='relu')"
+    )
+
+
+def test_deepnorm_on_a_grouped_conv_uses_the_signal_fans():
+    spec = network(conv("conv", "conv2d", 32, 32, (3, 3), groups=32))
+
+    row = rows(spec, "deepnorm", n_layers=6)["conv.weight"]
+
+    # Signal fans (9, 9) where torch reads (9, 288): xavier σ = √(2/18).
+    assert relative_error(row.std, math.sqrt(2 / 18)) <= 1e-12
+    assert row.pytorch == f"torch.nn.init.normal_(w, mean=0.0, std={row.std!r})"
+
+
+@pytest.mark.parametrize(
+    ("scheme", "options", "field"),
+    [
+        ("uniform", {"a": -1e308, "b": 1e308}, "a"),
+        ("kaiming_normal", {"negative_slope": 1e200}, "negative_slope"),
+        ("kaiming_normal", {"negative_slope": 1001}, "negative_slope"),
+        ("normal", {"std": 10**400}, "std"),
+        ("trunc_normal", {"mean": 1e308}, "mean"),
+        ("constant", {"value": -1e6 - 1}, "value"),
+        ("xavier_normal", {"gain": 2e6}, "gain"),
+        ("variance_scaling", {"scale": 1e7}, "scale"),
+        ("mean_field", {"sigma_w2": 1e300}, "sigma_w2"),
+        ("mean_field", {"sigma_b2": 1e7}, "sigma_b2"),
+        ("small_init", {"d_model": 10**400}, "d_model"),
+        ("deepnorm", {"n_layers": 1e9}, "n_layers"),
+    ],
+)
+def test_every_number_option_is_bounded_before_any_arithmetic(scheme, options, field):
+    with pytest.raises(InvalidInput) as raised:
+        resolve_scheme(SchemeChoice(scheme, options), ("scheme",))
+
+    problems = {problem.path: problem for problem in raised.value.problems}
+    problem = problems[("scheme", field)]
+    assert " in [" in problem.allowed or " in (" in problem.allowed
+    assert problem.allowed in problem.message
+
+
+def test_the_bounds_are_stated_in_the_catalogue():
+    options = {
+        (scheme.name, option.name): option.allowed
+        for scheme in scheme_catalogue()
+        for option in scheme.options
+    }
+
+    assert options[("uniform", "a")] == "a number in [-1e6, 1e6]"
+    assert options[("trunc_normal", "std")] == "a number in (0, 1e6]"
+    assert options[("kaiming_normal", "negative_slope")] == (
+        "null or a number in [0, 1000]"
+    )
+    assert options[("small_init", "d_model")] == "null or an integer in [1, 2147483647]"
+
+
+def test_options_at_their_bounds_give_finite_numbers():
+    spec = network(linear("fc", 4, 4))
+    choices = [
+        SchemeChoice("uniform", {"a": -1e6, "b": 1e6}),
+        SchemeChoice("trunc_normal", {"mean": 1e6, "std": 1e6, "a": -1e6, "b": 1e6}),
+        SchemeChoice(
+            "kaiming_normal", {"nonlinearity": "leaky_relu", "negative_slope": 1e3}
+        ),
+    ]
+    uniform, truncated, kaiming = (
+        rows(spec, choice)["fc.weight"] for choice in choices
+    )
+
+    assert uniform.std == 2e6 / math.sqrt(12) and uniform.bound == 1e6
+    assert 0 < truncated.mean < 1e6 and math.isfinite(truncated.std)
+    assert relative_error(kaiming.std, math.sqrt(2 / (1 + 1e6)) / 2) <= 1e-12
+
+
+def test_a_number_that_still_overflows_is_a_problem_at_its_option():
+    spec = two_block_gpt("out_in")
+
+    with pytest.raises(InvalidInput) as raised:
+        rows(spec, "small_init", n_layers=5e-324)
+
+    (problem,) = raised.value.problems
+    assert problem.path == ("scheme", "n_layers")
+    assert problem.message == (
+        "small_init with n_layers = 5e-324 gives h.0.attn.o.weight a std that is not"
+        " a finite number (inf); bring the options nearer their defaults"
+    )
+
+
+def test_too_many_override_patterns_are_refused_before_any_is_read():
+    from initlab.core.errors import LimitExceeded
+    from initlab.core.spec import SpecLimits
+
+    spec = network(linear("fc", 4, 4))
+    overrides = [(f"fc{index}", SchemeChoice("no_such_scheme")) for index in range(257)]
+
+    with pytest.raises(LimitExceeded) as raised:
+        recommend(spec, SchemeChoice("auto"), overrides)
+
+    assert raised.value.limit == "max_overrides"
+    assert raised.value.limit_value == 256
+    assert raised.value.problems[0].path == ("overrides",)
+    assert raised.value.problems[0].message == (
+        "over the limit max_overrides = 256: got 257 override patterns; merge"
+        " patterns (one glob such as h.*.attn.o covers every block), or raise"
+        " max_overrides"
+    )
+
+    limits = SpecLimits(max_override_matches=10)
+    with pytest.raises(LimitExceeded) as raised:
+        recommend(spec, SchemeChoice("auto"), overrides[:6], limits)
+    assert raised.value.limit == "max_override_matches"
+    assert "got 6 override patterns × 2 parameter tensors = 12 matches" in (
+        raised.value.problems[0].message
+    )
+
+
+def test_a_negative_slope_for_another_nonlinearity_is_echoed_as_unused():
+    spec = network(linear("fc", 16, 16, activation=Activation("gelu")))
+
+    row = rows(spec, "kaiming_normal", negative_slope=0.2)["fc.weight"]
+
+    assert row.options == {
+        "mode": "fan_in",
+        "nonlinearity": "gelu",
+        "negative_slope": None,
+    }
+    assert (
+        "negative_slope = 0.2 was ignored: the nonlinearity used for this layer is"
+        " gelu, not leaky_relu, so its scheme shows negative_slope null."
+    ) in row.notes
+
+
+def test_torch_default_says_when_grouped_query_attention_is_not_multihead():
+    result = rows(two_block_gpt("out_in", n_kv_heads=2), "torch_default")
+
+    for name in ("h.0.attn.k.weight", "h.0.attn.q.weight", "h.0.attn.q.bias"):
+        assert any(
+            note.startswith("nn.MultiheadAttention cannot hold this attention block")
+            for note in result[name].notes
+        ), name
+    assert result["h.0.attn.k.weight"].distribution == "uniform"
+    assert relative_error(result["h.0.attn.k.weight"].bound, 1 / 8) <= 1e-12
+    assert not any(
+        "MultiheadAttention cannot" in note
+        for note in rows(two_block_gpt("out_in"), "torch_default")[
+            "h.0.attn.q.weight"
+        ].notes
+    )
+
+
+def test_deepnorm_on_a_pre_norm_network_says_it_is_defined_for_post_norm():
+    def notes(norm: str) -> tuple[str, ...]:
+        return recommend(
+            two_block_gpt("out_in", norm=norm), SchemeChoice("deepnorm")
+        ).notes
+
+    pre, post = notes("pre"), notes("post")
+
+    assert any(n.startswith("DeepNorm is defined for post-LN residuals") for n in pre)
+    assert not any("defined for post-LN" in n for n in post)

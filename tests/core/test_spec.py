@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from initlab.core.errors import InvalidInput, LimitExceeded
+from initlab.core.errors import InvalidInput, LimitExceeded, json_value
 from initlab.core.spec import (
     AttentionSpec,
     ConvSpec,
@@ -543,9 +543,9 @@ def test_unknown_dim_lists_the_known_dims_and_suggests_the_closest():
     problem = problem_of(spec)
 
     assert problem.path == ("layers", 0, "in")
-    assert "unknown dim 'd_modle'" in problem.message
+    assert 'unknown dim "d_modle"' in problem.message
     assert "known dims: d_model, vocab" in problem.message
-    assert "did you mean 'd_model'?" in problem.message
+    assert 'did you mean "d_model"?' in problem.message
 
 
 @pytest.mark.parametrize("size", [0, -3, True, 2.5, None])
@@ -556,7 +556,7 @@ def test_sizes_must_be_positive_integers_and_not_booleans(size):
 
     assert problem.path == ("layers", 0, "out")
     assert "positive integer" in problem.message
-    assert repr(size) in problem.message
+    assert json_value(size) in problem.message
 
 
 def test_every_problem_is_reported_at_once():
@@ -582,8 +582,8 @@ def test_unknown_activation():
     problem = problem_of(Spec(dims={}, layers=(layer,)))
 
     assert problem.path == ("layers", 0, "activation", "name")
-    assert "unknown activation 'relux'" in problem.message
-    assert "'relu'" in problem.message
+    assert 'unknown activation "relux"' in problem.message
+    assert '"relu"' in problem.message
 
 
 def test_bad_activation_parameter():
@@ -630,7 +630,7 @@ def test_expanded_size_is_known_before_expanding():
         expand(Spec(dims={"copies": 10**9}, layers=(block,)), limits)
 
     assert raised.value.limit == "max_parameter_tensors"
-    assert raised.value.limit_value == 200_000
+    assert raised.value.limit_value == 20_000
     assert "2000000000 parameter tensors" in one_problem(raised.value).message
 
 
@@ -644,10 +644,16 @@ def test_nested_repeats_multiply():
             Spec(dims={}, layers=(RepeatGroup(name="c", count=100, layers=(middle,)),))
         )
 
+    # The innermost repeat is refused, with the copies the outer two make of it.
     assert raised.value.limit == "max_parameter_tensors"
     problem = one_problem(raised.value)
-    assert problem.path == ("layers", 0)
-    assert "2000000 parameter tensors" in problem.message
+    assert problem.path == ("layers", 0, "layers", 0, "layers", 0)
+    assert problem.message == (
+        "over the limit max_parameter_tensors = 20000: got a repeat group that"
+        " expands to 2000000 parameter tensors (2 per copy × 100 copies × 10000"
+        " copies made by the repeats around it); lower the repeat counts or raise"
+        " max_parameter_tensors"
+    )
 
 
 def test_dims_over_the_size_limit():
@@ -735,7 +741,7 @@ def test_duplicate_names_within_a_parent():
     problem = problem_of(spec)
 
     assert problem.path == ("layers", 1, "name")
-    assert "duplicate name 'fc'" in problem.message
+    assert 'duplicate name "fc"' in problem.message
     assert "layers/0" in problem.message
 
 
@@ -750,7 +756,7 @@ def test_unnamed_groups_share_their_parent_namespace():
     problem = problem_of(Spec(dims={}, layers=(block, other)))
 
     assert problem.path == ("layers", 1, "norm_layer", "name")
-    assert "duplicate name 'norm'" in problem.message
+    assert 'duplicate name "norm"' in problem.message
 
 
 def test_same_names_in_different_parents_are_fine():
@@ -794,8 +800,8 @@ def test_tied_to_an_unknown_layer_suggests_the_closest():
     problem = problem_of(spec)
 
     assert problem.path == ("layers", 1, "tied_to")
-    assert "'wt' names no layer" in problem.message
-    assert "did you mean 'wte'?" in problem.message
+    assert '"wt" names no layer' in problem.message
+    assert 'did you mean "wte"?' in problem.message
 
 
 def test_tied_shapes_must_agree_and_both_are_named():
@@ -819,7 +825,7 @@ def test_a_layer_cannot_be_tied_to_itself():
     problem = problem_of(Spec(dims={}, layers=(layer,)))
 
     assert problem.path == ("layers", 0, "tied_to")
-    assert "leads back to 'fc'" in problem.message
+    assert 'leads back to "fc"' in problem.message
 
 
 def test_in_out_layout_only_on_two_dimensional_weights():
@@ -967,4 +973,166 @@ def test_wrong_python_types_are_field_problems_not_crashes():
         ("layers", 3, "fused_qkv"),
         ("layers", 4, "norm_layer", "bias"),
     ]
-    assert "got 'yes'" in raised.value.problems[0].message
+    assert 'got "yes"' in raised.value.problems[0].message
+
+
+# --- hardening: limits counted with every copy, widths of residual groups -----
+
+
+def test_defaults_bound_tensors_parameters_and_override_work():
+    limits = SpecLimits()
+
+    assert limits.max_parameter_tensors == 20_000
+    assert limits.max_parameters == 10**13
+    assert limits.max_overrides == 256
+    assert limits.max_override_matches == 2_000_000
+
+
+def test_three_nested_repeats_report_the_tensors_of_every_copy():
+    layers = (LinearSpec(in_features=4, out_features=4),)
+    for name in ("c", "b", "a"):
+        layers = (RepeatGroup(name=name, count=10_000, layers=layers),)
+
+    with pytest.raises(LimitExceeded) as raised:
+        expand(Spec(dims={}, layers=layers))
+
+    problem = one_problem(raised.value)
+    assert problem.path == ("layers", 0, "layers", 0, "layers", 0)
+    assert "expands to 2000000000000 parameter tensors" in problem.message
+    assert "(2 per copy × 10000 copies × 100000000 copies made by the repeats" in (
+        problem.message
+    )
+
+
+def test_a_layer_too_large_to_hold_is_refused_naming_max_parameters():
+    huge = 2**31 - 1
+    conv = ConvSpec(
+        kind="conv3d",
+        in_features=huge,
+        out_features=huge,
+        kernel_size=huge,
+        groups=1,
+    )
+
+    with pytest.raises(LimitExceeded) as raised:
+        expand(Spec(dims={}, layers=(conv,)))
+
+    assert raised.value.limit == "max_parameters"
+    assert raised.value.limit_value == 10**13
+    problem = one_problem(raised.value)
+    assert problem.path == ("layers", 0)
+    # (2^31 − 1)^5 weights plus 2^31 − 1 biases, about 4.57e46.
+    assert "a layer that holds 4.57e+46 parameters" in problem.message
+
+
+def test_parameters_count_every_copy_of_a_repeat():
+    block = RepeatGroup(
+        name="h", count=1000, layers=(LinearSpec(in_features=1000, out_features=1000),)
+    )
+
+    with pytest.raises(LimitExceeded) as raised:
+        expand(Spec(dims={}, layers=(block,)), SpecLimits(max_parameters=10**9))
+
+    problem = one_problem(raised.value)
+    assert raised.value.limit == "max_parameters"
+    assert "holds 1001000000 parameters (1001000 per copy × 1000 copies)" in (
+        problem.message
+    )
+
+
+def test_a_residual_branch_that_changes_the_width_is_refused_at_its_out():
+    group = ResidualGroup(
+        norm="none", layers=(LinearSpec(name="a", in_features=4, out_features=8),)
+    )
+
+    problem = problem_of(Spec(dims={}, layers=(group,)))
+
+    assert problem.path == ("layers", 0, "layers", 0, "out")
+    assert problem.message == (
+        "x + f(x) adds a residual branch's output to its input, so the branch must"
+        " end at its input's width, 4; got 8 from its last layer: end the branch at"
+        " width 4, or add a shortcut that projects 4 → 8"
+    )
+
+
+def test_the_end_of_a_nested_branch_is_found_inside_its_groups():
+    attention = AttentionSpec(d_model=16, n_heads=2)
+    mlp = SequentialGroup(
+        name="mlp",
+        layers=(
+            LinearSpec(name="up", in_features=8, out_features=32),
+            GatedMlpSpec(name="inner", d_model=32, d_ff=64),
+            LinearSpec(name="down", in_features=32, out_features=4),
+        ),
+    )
+    group = ResidualGroup(norm="pre", layers=(mlp,))
+    wrong_attention = ResidualGroup(
+        norm="pre",
+        name="attn",
+        layers=(
+            LinearSpec(name="project", in_features=8, out_features=16),
+            attention,
+        ),
+    )
+
+    with pytest.raises(InvalidInput) as raised:
+        expand(Spec(dims={}, layers=(group, wrong_attention)))
+
+    paths = [problem.path for problem in raised.value.problems]
+    assert paths == [
+        ("layers", 0, "layers", 0, "layers", 2, "out"),
+        ("layers", 1, "layers", 1, "d_model"),
+    ]
+
+
+def test_a_shortcut_that_maps_the_widths_makes_the_branch_valid():
+    def group(shortcut_in: int, shortcut_out: int) -> ResidualGroup:
+        return ResidualGroup(
+            norm="none",
+            layers=(LinearSpec(name="a", in_features=4, out_features=8),),
+            shortcut=(
+                LinearSpec(name="s", in_features=shortcut_in, out_features=6),
+                LinearSpec(name="t", in_features=6, out_features=shortcut_out),
+            ),
+        )
+
+    assert expand(Spec(dims={}, layers=(group(4, 8),))).parameter_count == (
+        40 + 30 + 56
+    )
+    with pytest.raises(InvalidInput) as raised:
+        expand(Spec(dims={}, layers=(group(5, 9),)))
+    problems = {problem.path: problem.message for problem in raised.value.problems}
+    assert set(problems) == {
+        ("layers", 0, "shortcut", 0, "in"),
+        ("layers", 0, "shortcut", 1, "out"),
+    }
+    first, last = (
+        ("layers", 0, "shortcut", 0, "in"),
+        ("layers", 0, "shortcut", 1, "out"),
+    )
+    assert (
+        "must take that width, 4 (the branch's first layer's in); got 5"
+        in (problems[first])
+    )
+    assert "must give the branch's output width, 8; got 9" in problems[last]
+
+
+def test_layers_that_do_not_chain_outside_a_residual_stay_accepted():
+    # GPT-2's position embedding is added to the token embedding: 1024 → 768
+    # follows 50257 → 768 without chaining, and must not be refused.
+    expanded = expand(gpt2_small())
+
+    assert expanded.parameter_count == 124_439_808
+
+
+def test_a_long_name_is_quoted_once_and_cut():
+    name = "x" * 100_000
+
+    problem = problem_of(
+        Spec(dims={}, layers=(LinearSpec(name=name, in_features=2, out_features=2),))
+    )
+
+    assert problem.path == ("layers", 0, "name")
+    assert len(problem.message) < 300
+    assert problem.message.count("xxxxxxxxxx") == 7
+    assert problem.message.endswith('got "' + "x" * 78 + "…")

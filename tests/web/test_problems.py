@@ -173,7 +173,19 @@ def test_a_body_over_the_size_limit_is_a_413(make_api) -> None:
     response = api.post("/v1/recommendations", json_body=padded)
 
     body = problem_of(response, 413, "body-too-large")
-    assert "INITLAB_MAX_BODY_BYTES" in body["detail"]
+    sent = len(json.dumps(padded))
+    assert body["detail"] == (
+        "The body is larger than the server accepts, INITLAB_MAX_BODY_BYTES = 100"
+        f" bytes; got {sent} bytes: send a smaller spec (repeat groups and dims"
+        " keep one short), or raise INITLAB_MAX_BODY_BYTES on the server."
+    )
+    assert body["errors"] == [
+        {
+            "pointer": "",
+            "message": "the body is over INITLAB_MAX_BODY_BYTES = 100 bytes; got"
+            f" {sent} bytes",
+        }
+    ]
 
 
 def test_a_body_at_the_size_limit_is_read(make_api) -> None:
@@ -257,8 +269,15 @@ def test_a_missing_spec_and_an_unknown_member_are_both_reported(
 
     body = problem_of(response, 422, "validation")
     assert pointers(body) == ["/spec", "/specs"]
-    assert "Missing data" in message_at(body, "/spec")
-    assert '"d_in": 784' in message_at(body, "/specs")
+    assert message_at(body, "/spec") == (
+        "required: the architecture spec, an object with 'layers' (its layers and"
+        " groups in forward order) and optional 'dims' (named sizes); see examples/,"
+        " such as examples/mlp-3layer.spec.json"
+    )
+    assert message_at(body, "/specs").startswith(
+        'unknown field "specs" in a request body; allowed fields: overrides, scheme,'
+        ' spec — did you mean "spec"? Got {"dims": {"d_in": 784'
+    )
 
 
 def test_a_scheme_of_the_wrong_type_points_at_scheme_and_quotes_it(
@@ -284,7 +303,7 @@ def test_an_unknown_scheme_name_points_at_scheme(api: ContractClient) -> None:
 
     body = problem_of(response, 422, "validation")
     assert pointers(body) == ["/scheme"]
-    assert "'kaiming_normall'" in message_at(body, "/scheme")
+    assert '"kaiming_normall"' in message_at(body, "/scheme")
     assert "kaiming_normal" in message_at(body, "/scheme")
 
 
@@ -300,7 +319,7 @@ def test_a_bad_scheme_option_points_at_the_option(api: ContractClient) -> None:
 
     body = problem_of(response, 422, "validation")
     assert pointers(body) == ["/scheme/mode"]
-    assert "'fan'" in message_at(body, "/scheme/mode")
+    assert '"fan"' in message_at(body, "/scheme/mode")
 
 
 def test_an_override_pattern_is_escaped_in_its_pointer(api: ContractClient) -> None:
@@ -449,7 +468,8 @@ def test_an_activation_parameter_out_of_range_quotes_it(api: ContractClient) -> 
         {
             "pointer": "/negative_slope",
             "message": "leaky_relu negative_slope must be a number in [0, 1], got"
-            " 1.5; omit it for the default 0.01",
+            " 1.5: a slope above 1 is no longer a leaky ReLU; omit it for the"
+            " default 0.01",
             "parameter": "negative_slope",
         }
     ]
@@ -574,3 +594,330 @@ def test_every_request_is_logged_as_one_json_line(api: ContractClient, caplog) -
     assert line["status"] == 404
     assert line["request_id"] == "log-1"
     assert line["duration_ms"] >= 0
+
+
+# --- Hardening: what a new user tried -----------------------------------------
+
+
+def test_a_key_given_twice_is_a_400_naming_it(api: ContractClient) -> None:
+    text = '{"spec": {"layers": []}, "scheme": "auto", "spec": {"layers": []}}'
+
+    response = api.post(
+        "/v1/recommendations",
+        data=text,
+        content_type="application/json",
+        conforms=None,
+    )
+
+    body = problem_of(response, 400, "malformed-json")
+    assert body["errors"] == [
+        {
+            "pointer": "",
+            "message": 'the key "spec" appears twice in one object; give each key'
+            " once (JSON leaves a repeated key's meaning undefined)",
+        }
+    ]
+
+
+def test_a_query_parameter_given_twice_is_a_422_naming_it(app) -> None:
+    response = app.test_client().get("/v1/activations?name=relu&name=gelu")
+
+    body = problem_of(response, 422, "validation")
+    assert body["errors"] == [
+        {
+            "pointer": "/name",
+            "message": 'the query parameter name is given 2 times (["relu",'
+            ' "gelu"]); give it once',
+            "parameter": "name",
+        }
+    ]
+
+
+@pytest.mark.parametrize("written", ["1_0", "0x1", "nan", "infinity", " 1", "+1", ".5"])
+def test_query_numbers_are_read_as_json_writes_numbers(
+    api: ContractClient, written: str
+) -> None:
+    query = {"name": "leaky_relu", "negative_slope": written}
+
+    response = api.get("/v1/activations", query=query, conforms=None)
+
+    body = problem_of(response, 422, "validation")
+    assert body["errors"] == [
+        {
+            "pointer": "/negative_slope",
+            "message": "must be a number written as in JSON, such as 0.2, -1 or"
+            f" 1e-3; got {json.dumps(written)}",
+            "parameter": "negative_slope",
+        }
+    ]
+
+
+def test_a_query_number_beyond_a_double_is_refused(api: ContractClient) -> None:
+    query = {"name": "elu", "alpha": "1e999"}
+
+    response = api.get("/v1/activations", query=query, conforms=None)
+
+    body = problem_of(response, 422, "validation")
+    assert "overflows a double-precision number" in message_at(body, "/alpha")
+
+
+def test_a_query_number_in_exponent_form_is_read(api: ContractClient) -> None:
+    response = api.get(
+        "/v1/activations", query={"name": "leaky_relu", "negative_slope": "2e-1"}
+    )
+
+    assert response.status_code == 200
+    assert response.get_json()["activations"][0]["parameters"] == {
+        "negative_slope": 0.2
+    }
+
+
+def test_an_unknown_query_parameter_lists_the_allowed_ones(api: ContractClient) -> None:
+    response = api.get("/v1/activations", query={"foo": "1"}, conforms=None)
+
+    body = problem_of(response, 422, "validation")
+    assert message_at(body, "/foo") == (
+        'unknown query parameter "foo"; allowed parameters: alpha, beta, name,'
+        ' negative_slope. Got "1".'
+    )
+
+
+@pytest.mark.parametrize("beta", ["0.001", "1e-300"])
+def test_a_flat_softplus_is_refused_before_any_quadrature(
+    api: ContractClient, beta: str
+) -> None:
+    response = api.get("/v1/activations", query={"name": "softplus", "beta": beta})
+
+    body = problem_of(response, 422, "validation")
+    assert message_at(body, "/beta").startswith(
+        f"softplus beta must be a number in [0.01, 100], got {beta}: below 0.01"
+    )
+
+
+def test_a_flat_softplus_as_a_layer_activation_is_refused_at_its_beta(
+    api: ContractClient,
+) -> None:
+    layer = {"kind": "linear", "in": 4, "out": 4}
+    layer["activation"] = {"name": "softplus", "beta": 0.001}
+
+    response = api.post(
+        "/v1/recommendations", json_body={"spec": {"layers": [layer]}}, conforms=False
+    )
+
+    body = problem_of(response, 422, "validation")
+    assert pointers(body) == ["/spec/layers/0/activation/beta"]
+
+
+def test_an_empty_body_is_told_what_a_spec_is(api: ContractClient) -> None:
+    response = api.post("/v1/recommendations", json_body={}, conforms=False)
+
+    body = problem_of(response, 422, "validation")
+    assert body["errors"] == [
+        {
+            "pointer": "/spec",
+            "message": "required: the architecture spec, an object with 'layers'"
+            " (its layers and groups in forward order) and optional 'dims' (named"
+            " sizes); see examples/, such as examples/mlp-3layer.spec.json",
+        }
+    ]
+
+
+def test_a_null_spec_is_one_error(api: ContractClient) -> None:
+    response = api.post("/v1/recommendations", json_body={"spec": None}, conforms=False)
+
+    body = problem_of(response, 422, "validation")
+    assert pointers(body) == ["/spec"]
+    assert message_at(body, "/spec").endswith("mlp-3layer.spec.json; got null")
+
+
+def test_an_unknown_member_of_the_body_lists_the_allowed_ones(
+    api: ContractClient,
+) -> None:
+    response = api.post(
+        "/v1/recommendations", json_body={"spec": MLP_SPEC, "foo": 1}, conforms=False
+    )
+
+    body = problem_of(response, 422, "validation")
+    assert message_at(body, "/foo") == (
+        'unknown field "foo" in a request body; allowed fields: overrides, scheme,'
+        " spec. Got 1."
+    )
+
+
+def test_an_empty_override_pattern_is_quoted_not_its_scheme(
+    api: ContractClient,
+) -> None:
+    response = api.post(
+        "/v1/recommendations",
+        json_body={"spec": MLP_SPEC, "overrides": {"": "normal"}},
+        conforms=None,
+    )
+
+    body = problem_of(response, 422, "validation")
+    assert message_at(body, "/overrides/") == (
+        "a pattern must be a non-empty glob over parameter or layer names, e.g."
+        ' "h.*.attn.o.weight"; got the pattern ""'
+    )
+
+
+@pytest.mark.parametrize(
+    ("layer", "field", "hint"),
+    [
+        ({"kind": "linear", "in": 4, "out": 4, "dilation": 2}, "dilation", None),
+        (
+            {"kind": "attention", "d_model": 8, "n_heads": 2, "in": 8},
+            "in",
+            "; an attention layer takes d_model, its input and output width,"
+            " instead of in and out. Got 8.",
+        ),
+        (
+            {"kind": "gated_mlp", "d_model": 8, "d_ff": 32, "out": 8},
+            "out",
+            "; a gated MLP takes d_model, its input and output width, and d_ff, its"
+            " hidden width, instead of in and out. Got 8.",
+        ),
+    ],
+)
+def test_a_poor_match_is_not_suggested_and_in_out_point_to_d_model(
+    api: ContractClient, layer: dict, field: str, hint: str | None
+) -> None:
+    response = api.post(
+        "/v1/recommendations", json_body={"spec": {"layers": [layer]}}, conforms=False
+    )
+
+    body = problem_of(response, 422, "validation")
+    message = message_at(body, f"/spec/layers/0/{field}")
+    assert "did you mean" not in message
+    if hint is not None:
+        assert message.endswith(hint)
+
+
+def test_a_long_layer_name_is_echoed_once_and_cut(api: ContractClient) -> None:
+    name = "n" * 100_000
+    layer = {"kind": "linear", "name": name, "in": 4, "out": 4}
+
+    response = api.post(
+        "/v1/recommendations", json_body={"spec": {"layers": [layer]}}, conforms=False
+    )
+
+    body = problem_of(response, 422, "validation")
+    message = message_at(body, "/spec/layers/0/name")
+    assert message.count("nnnnnnnnnn") == 7
+    assert message.endswith('got "' + "n" * 78 + "…")
+    assert len(response.get_data()) < 2000
+
+
+def test_an_integer_too_large_for_a_double_is_refused_at_its_option(
+    api: ContractClient,
+) -> None:
+    text = (
+        '{"spec": {"layers": [{"kind": "linear", "in": 4, "out": 4}]},'
+        ' "scheme": {"name": "normal", "std": 1' + "0" * 400 + "}}"
+    )
+
+    response = api.post(
+        "/v1/recommendations",
+        data=text,
+        content_type="application/json",
+        conforms=False,
+    )
+
+    body = problem_of(response, 422, "validation")
+    assert pointers(body) == ["/scheme/std"]
+    assert message_at(body, "/scheme/std").startswith(
+        "normal std must be a number in [0, 1e6], got 1000000000"
+    )
+
+
+@pytest.mark.parametrize(
+    ("scheme", "pointer"),
+    [
+        ({"name": "uniform", "a": -1e308, "b": 1e308}, "/scheme/a"),
+        ({"name": "kaiming_normal", "negative_slope": 1e200}, "/scheme/negative_slope"),
+        ({"name": "trunc_normal", "mean": 1e308}, "/scheme/mean"),
+    ],
+)
+def test_numbers_that_would_overflow_are_refused_not_a_500(
+    api: ContractClient, scheme: dict, pointer: str
+) -> None:
+    response = api.post(
+        "/v1/recommendations",
+        json_body={"spec": MLP_SPEC, "scheme": scheme},
+        conforms=False,
+    )
+
+    body = problem_of(response, 422, "validation")
+    assert pointers(body)[0] == pointer
+
+
+def test_a_number_that_still_overflows_is_a_422_at_the_option(
+    api: ContractClient,
+) -> None:
+    block = {
+        "kind": "residual",
+        "norm": "pre",
+        "layers": [{"kind": "linear", "name": "fc", "in": 8, "out": 8}],
+    }
+    request = {
+        "spec": {"layers": [block]},
+        "scheme": {"name": "small_init", "n_layers": 5e-324},
+    }
+
+    response = api.post("/v1/recommendations", json_body=request)
+
+    body = problem_of(response, 422, "validation")
+    assert pointers(body) == ["/scheme/n_layers"]
+    assert message_at(body, "/scheme/n_layers").startswith(
+        "small_init with n_layers = 5e-324 gives fc.weight a std that is not a"
+        " finite number"
+    )
+
+
+def test_too_many_override_patterns_are_refused_naming_the_limit(
+    api: ContractClient,
+) -> None:
+    overrides = {f"fc{index}": "normal" for index in range(257)}
+
+    response = api.post(
+        "/v1/recommendations", json_body={"spec": MLP_SPEC, "overrides": overrides}
+    )
+
+    body = problem_of(response, 422, "limit-exceeded")
+    assert (body["limit"], body["limit_value"]) == ("max_overrides", 256)
+    assert "INITLAB_MAX_OVERRIDES" in body["detail"]
+    assert pointers(body) == ["/overrides"]
+
+
+def test_patterns_times_tensors_over_the_limit_are_refused(make_api) -> None:
+    api = make_api(Config(spec_limits=SpecLimits(max_override_matches=7)))
+    overrides = {"fc1": "normal", "fc2": "normal"}
+
+    response = api.post(
+        "/v1/recommendations", json_body={"spec": MLP_SPEC, "overrides": overrides}
+    )
+
+    body = problem_of(response, 422, "limit-exceeded")
+    assert body["limit"] == "max_override_matches"
+    assert "INITLAB_MAX_OVERRIDE_MATCHES" in body["detail"]
+    assert message_at(body, "/overrides").startswith(
+        "over the limit max_override_matches = 7: got 2 override patterns × 4"
+        " parameter tensors = 8 matches"
+    )
+
+
+def test_a_residual_branch_that_changes_the_width_is_refused(
+    api: ContractClient,
+) -> None:
+    block = {
+        "kind": "residual",
+        "norm": "none",
+        "layers": [{"kind": "linear", "name": "a", "in": 4, "out": 8}],
+    }
+
+    response = api.post("/v1/recommendations", json_body={"spec": {"layers": [block]}})
+
+    body = problem_of(response, 422, "validation")
+    assert pointers(body) == ["/spec/layers/0/layers/0/out"]
+    assert "must end at its input's width, 4; got 8" in (
+        message_at(body, "/spec/layers/0/layers/0/out")
+    )

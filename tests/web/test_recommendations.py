@@ -148,21 +148,30 @@ def test_overrides_apply_in_order_and_report_what_they_matched(
     )
     rows = by_name(answer)
 
+    # Each override lists what it set; later overrides take the rest.
     assert answer["overrides"] == [
         {
             "pattern": "fc*",
             "scheme": {"name": "xavier_uniform", "gain": 1.0},
-            "matched": [row["name"] for row in answer["parameters"]],
+            "matched": ["fc1.weight", "fc2.weight"],
+            "notes": [
+                'Leaves 3 matched tensors to the later override "fc*.bias": fc1.bias,'
+                " fc2.bias, fc3.bias.",
+                'Leaves 1 matched tensor to the later override "fc3.weight":'
+                " fc3.weight.",
+            ],
         },
         {
             "pattern": "fc3.weight",
             "scheme": {"name": "orthogonal", "gain": 2.0},
             "matched": ["fc3.weight"],
+            "notes": [],
         },
         {
             "pattern": "fc*.bias",
             "scheme": {"name": "constant", "value": 0.1},
             "matched": ["fc1.bias", "fc2.bias", "fc3.bias"],
+            "notes": [],
         },
     ]
     assert rows["fc1.weight"]["bound"] == pytest.approx(math.sqrt(6 / 1040), rel=1e-12)
@@ -182,7 +191,7 @@ def test_an_override_that_matches_nothing_is_a_422_at_its_pattern(
     assert response.status_code == 422
     [error] = response.get_json()["errors"]
     assert error["pointer"] == "/overrides/encoder.*"
-    assert "'encoder.*'" in error["message"]
+    assert '"encoder.*"' in error["message"]
 
 
 def test_the_same_request_gets_the_same_bytes(api: ContractClient) -> None:
@@ -238,3 +247,60 @@ def test_every_scheme_with_its_catalogue_defaults_conforms_and_echoes(
     answer = recommend(api, spec=MLP, scheme=scheme)
 
     assert answer["scheme"] == scheme
+
+
+def test_an_override_lists_only_what_it_set_and_says_why_it_left_the_rest(
+    api: ContractClient,
+) -> None:
+    answer = recommend(
+        api,
+        spec=GPT2,
+        scheme="gpt2",
+        overrides={"h.*.attn.o": {"name": "normal", "std": 0.002}},
+    )
+
+    (override,) = answer["overrides"]
+    assert override["matched"] == [f"h.{i}.attn.o.weight" for i in range(12)]
+    assert override["notes"] == [
+        "Leaves 12 matched tensors to the policy (h.0.attn.o.bias, h.1.attn.o.bias,"
+        " h.2.attn.o.bias and 9 more): biases stay 0 under a weight scheme (aim a"
+        ' value scheme at the biases alone, such as "*.bias", to change them).'
+    ]
+    rows = by_name(answer)
+    assert rows["h.3.attn.o.weight"]["std"] == 0.002
+    assert rows["h.3.attn.o.bias"]["std"] == 0.0
+
+
+def test_fixup_reads_the_true_fan_in_of_gpt2s_in_out_weights(
+    api: ContractClient,
+) -> None:
+    stored_in_out = by_name(recommend(api, spec=GPT2, scheme="fixup"))
+    out_in = json.loads(json.dumps(GPT2).replace('"in_out"', '"out_in"'))
+    stored_out_in = by_name(recommend(api, spec=out_in, scheme="fixup"))
+
+    row = stored_in_out["h.0.mlp.c_fc.weight"]
+    assert row["std"] == stored_out_in["h.0.mlp.c_fc.weight"]["std"]
+    # He for gelu_tanh over the true fan_in 768, scaled by 24^(-1/2).
+    assert row["std"] == pytest.approx(0.011296, abs=5e-7)
+    assert (row["signal_fan_in"], row["fan_in"]) == (768, 3072)
+
+
+def test_signal_fans_come_in_pairs_when_either_differs(api: ContractClient) -> None:
+    depthwise = {
+        "kind": "conv2d",
+        "name": "dw",
+        "in": 32,
+        "out": 32,
+        "kernel_size": 3,
+        "groups": 32,
+    }
+    plain = {"kind": "linear", "name": "fc", "in": 8, "out": 4}
+
+    rows = by_name(recommend(api, spec={"layers": [depthwise, plain]}))
+
+    # fan_in 9 agrees with the signal's, fan_out 288 does not: both are given.
+    dw = rows["dw.weight"]
+    assert (dw["fan_in"], dw["fan_out"]) == (9, 288)
+    assert (dw["signal_fan_in"], dw["signal_fan_out"]) == (9, 9)
+    fc = rows["fc.weight"]
+    assert (fc["signal_fan_in"], fc["signal_fan_out"]) == (None, None)

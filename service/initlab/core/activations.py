@@ -15,7 +15,6 @@ with :func:`make_activation`, which checks the name and the parameters.
 from __future__ import annotations
 
 import decimal
-import difflib
 import functools
 import math
 from collections.abc import Callable, Mapping, Sequence
@@ -29,7 +28,7 @@ from numpy.polynomial.hermite_e import hermegauss
 from numpy.polynomial.legendre import leggauss
 from numpy.typing import ArrayLike
 
-from initlab.core.errors import FieldProblem, InvalidInput
+from initlab.core.errors import FieldProblem, InvalidInput, closest, json_value
 from initlab.core.types import Activation
 
 ACTIVATION_NAMES: tuple[str, ...] = (
@@ -59,12 +58,17 @@ ACTIVATION_PARAMETERS: dict[str, dict[str, float]] = {
 
 @dataclass(frozen=True)
 class ParameterRange:
-    """The values an activation parameter may take: an interval of finite numbers."""
+    """The values an activation parameter may take: an interval of finite numbers.
+
+    ``reason`` says why the interval ends where it does, for the message that
+    refuses a value outside it.
+    """
 
     low: float
     high: float
     low_inclusive: bool = True
     high_inclusive: bool = True
+    reason: str = ""
 
     def __contains__(self, value: float) -> bool:
         above = value >= self.low if self.low_inclusive else value > self.low
@@ -78,12 +82,22 @@ class ParameterRange:
 
 
 # The ranges are kept where the function still deserves its name and the
-# quadrature stays accurate: a slope above 1 is no longer a leaky ReLU, and a
-# softplus sharper than beta = 100 is a ReLU for every practical purpose.
+# quadrature stays accurate: a slope above 1 is no longer a leaky ReLU; a
+# softplus sharper than beta = 100 is a ReLU for every practical purpose, and
+# one flatter than beta = 0.01 is the line log(2)/β + z/2 whose offset of
+# more than 69 swamps the variance the moments are for.
 ACTIVATION_PARAMETER_RANGES: dict[str, ParameterRange] = {
-    "negative_slope": ParameterRange(0.0, 1.0),
+    "negative_slope": ParameterRange(
+        0.0, 1.0, reason="a slope above 1 is no longer a leaky ReLU"
+    ),
     "alpha": ParameterRange(0.0, 100.0, low_inclusive=False),
-    "beta": ParameterRange(0.0, 100.0, low_inclusive=False),
+    "beta": ParameterRange(
+        0.01,
+        100.0,
+        reason="below 0.01 softplus is the line log(2)/β + x/2 shifted by more"
+        " than 69 and above 100 a ReLU for every practical purpose, so use"
+        " identity or relu there",
+    ),
 }
 
 
@@ -137,7 +151,8 @@ def activation_from_json(value: object) -> Activation:
     if not isinstance(value, Mapping):
         raise InvalidInput.at(
             (),
-            f"activation must be a name or an object with a 'name', got {value!r}; "
+            "activation must be a name or an object with a 'name', got"
+            f" {json_value(value)}; "
             'write e.g. "gelu" or {"name": "leaky_relu", "negative_slope": 0.2}',
             value=value,
             allowed="a name or an object",
@@ -155,13 +170,15 @@ def activation_from_json(value: object) -> Activation:
 
 
 def _unknown_name_message(name: object) -> str:
-    message = f"unknown activation {name!r}; allowed: {', '.join(ACTIVATION_NAMES)}"
+    message = (
+        f"unknown activation {json_value(name)}; allowed: {', '.join(ACTIVATION_NAMES)}"
+    )
     if isinstance(name, str):
-        close = difflib.get_close_matches(name.lower(), ACTIVATION_NAMES, n=1)
+        close = closest(name.lower(), ACTIVATION_NAMES)
         if name.lower() == "linear":
-            close = ["identity"]
+            close = "identity"
         if close:
-            return f"{message}; did you mean {close[0]!r}?"
+            return f"{message}; did you mean {json_value(close)}?"
 
     return message
 
@@ -172,18 +189,22 @@ def _parameter_problem(name: str, key: object, value: object) -> FieldProblem | 
         own = ", ".join(defaults) if defaults else "no parameters"
         return FieldProblem(
             (str(key),),
-            f"{name} takes {own}, not {key!r} (given {value!r}); remove {key!r}",
+            f"{name} takes {own}, not {json_value(key)} (given"
+            f" {json_value(value)}); remove {json_value(key)}",
             value=value,
             allowed=own,
         )
 
     allowed = ACTIVATION_PARAMETER_RANGES[key]
+    # The range is compared first: an integer too large for a float compares
+    # exactly, where math.isfinite would overflow converting it.
     is_number = isinstance(value, int | float) and not isinstance(value, bool)
-    if not is_number or not math.isfinite(value) or value not in allowed:
+    if not is_number or value not in allowed or not math.isfinite(value):
+        reason = f": {allowed.reason}" if allowed.reason else ""
         return FieldProblem(
             (key,),
-            f"{name} {key} must be {allowed.describe()}, got {value!r}; "
-            f"omit it for the default {defaults[key]:g}",
+            f"{name} {key} must be {allowed.describe()}, got {json_value(value)}"
+            f"{reason}; omit it for the default {defaults[key]:g}",
             value=value,
             allowed=allowed.describe(),
         )
@@ -596,6 +617,12 @@ _HERMITE_MAX_SHARPNESS = 4.0
 _LEGENDRE_NODE_COUNT = 20
 _TAIL = 40.0
 _MAX_BISECTIONS = 60
+# The most integrand values one adaptive integration may ask for. Every
+# activation here at q in [1e-2, 1e12] converges within 20,000; an integrand
+# whose rounding noise stays above the tolerance (a softplus with β = 0.001,
+# a sigmoid's variance at q = 1e-12) would otherwise double its panels at each
+# bisection, into gigabytes.
+MAX_QUADRATURE_EVALUATIONS = 2**20
 _PANEL_EDGES = (1.0, 2.0, 4.0, 8.0, 16.0, _TAIL)
 # Geometric edges out to 64 feature widths: past where tanh, σ and softplus
 # are within e^{−40} of their asymptotes, so no decaying tail hides between the
@@ -663,13 +690,21 @@ def _expectation(
     return _adaptive_gauss_legendre(integrand, edges), "adaptive_gauss_legendre"
 
 
+class QuadratureDidNotConverge(InvalidInput):
+    """E f(√q·z) needed more integrand values than the adaptive rule may take.
+
+    Raised instead of refining further once :data:`MAX_QUADRATURE_EVALUATIONS`
+    would be passed; the path is ``()``, the expectation as a whole.
+    """
+
+
 def _check_q(q: float) -> None:
     is_number = isinstance(q, int | float) and not isinstance(q, bool)
-    if not is_number or not math.isfinite(q) or not 0 < q <= _MAX_Q:
+    if not is_number or not 0 < q <= _MAX_Q or not math.isfinite(q):
         raise InvalidInput.at(
             ("q",),
             f"q, the variance of the pre-activation, must be a number in "
-            f"(0, {_MAX_Q:g}], got {q!r}",
+            f"(0, {_MAX_Q:g}], got {json_value(q)}",
             value=q,
             allowed=f"a number in (0, {_MAX_Q:g}]",
         )
@@ -724,13 +759,25 @@ def _adaptive_gauss_legendre(
 
     A panel is accepted when its two halves agree with the whole to its share
     (by width) of 1e-14·∫|f|·pdf, or to a few ulps of its own mass; a panel
-    still refining after 60 bisections is accepted as it stands.
+    still refining after 60 bisections is accepted as it stands. Raises
+    :class:`QuadratureDidNotConverge` before the integrand would be evaluated
+    at more than :data:`MAX_QUADRATURE_EVALUATIONS` points in all.
     """
     lower, upper = edges[:-1], edges[1:]
     estimate, mass = _legendre_panels(integrand, lower, upper)
+    evaluations = lower.size * _LEGENDRE_NODE_COUNT
     scale = EXPECTATION_TOLERANCE * math.fsum(mass) / (edges[-1] - edges[0])
     accepted = []
     for _ in range(_MAX_BISECTIONS):
+        evaluations += 2 * lower.size * _LEGENDRE_NODE_COUNT
+        if evaluations > MAX_QUADRATURE_EVALUATIONS:
+            raise QuadratureDidNotConverge.at(
+                (),
+                "the adaptive Gauss–Legendre rule did not converge within"
+                f" {MAX_QUADRATURE_EVALUATIONS} integrand values ({lower.size}"
+                " panels still disagreed with their halves): the integrand is"
+                f" noisier than {EXPECTATION_TOLERANCE:g} of its size",
+            )
         middle = 0.5 * (lower + upper)
         left, left_mass = _legendre_panels(integrand, lower, middle)
         right, right_mass = _legendre_panels(integrand, middle, upper)
@@ -848,16 +895,28 @@ def gaussian_moments(act: Activation, q: float = 1.0) -> GaussianMoments:
 
     kinks = _KINKS.get(act.name, ())
     scale = _feature_scale(act)
-    mean, mean_method = _expectation(lambda x: phi(act, x), q, kinks, scale)
-    second_moment, second_method = _expectation(
-        lambda x: phi(act, x) ** 2, q, kinks, scale
-    )
-    variance, variance_method = _expectation(
-        lambda x: (phi(act, x) - mean) ** 2, q, kinks, scale
-    )
-    derivative_second_moment, derivative_method = _expectation(
-        lambda x: phi_prime(act, x) ** 2, q, kinks, scale
-    )
+    try:
+        mean, mean_method = _expectation(lambda x: phi(act, x), q, kinks, scale)
+        second_moment, second_method = _expectation(
+            lambda x: phi(act, x) ** 2, q, kinks, scale
+        )
+        variance, variance_method = _expectation(
+            lambda x: (phi(act, x) - mean) ** 2, q, kinks, scale
+        )
+        derivative_second_moment, derivative_method = _expectation(
+            lambda x: phi_prime(act, x) ** 2, q, kinks, scale
+        )
+    except QuadratureDidNotConverge as error:
+        parameters = ", ".join(
+            f"{key} = {value:g}" for key, value in _parameters(act).items()
+        )
+        described = f"{act.name} ({parameters})" if parameters else act.name
+        raise QuadratureDidNotConverge.at(
+            (),
+            f"the Gaussian moments of {described} at q = {q:g} cannot"
+            f" be computed to {EXPECTATION_TOLERANCE:g}: {error.problems[0].message};"
+            " use parameters nearer the defaults or a q nearer 1",
+        ) from None
     methods = {mean_method, second_method, variance_method, derivative_method}
     method = (
         "gauss_hermite" if methods == {"gauss_hermite"} else "adaptive_gauss_legendre"

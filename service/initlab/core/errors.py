@@ -9,10 +9,18 @@ response; the core never knows about HTTP.
 
 from __future__ import annotations
 
+import difflib
+import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 Path = tuple[str | int, ...]
+
+#: How many characters of a value a message quotes before cutting it with "…".
+VALUE_PREVIEW_CHARS = 80
+#: How alike a word and an allowed one must be (difflib's ratio) to suggest it.
+SUGGESTION_CUTOFF = 0.7
 
 
 @dataclass
@@ -64,3 +72,39 @@ class LimitExceeded(InvalidInput):
     limit: str = ""
     limit_value: int | float | None = None
     title: str = "Request over a configured limit"
+
+
+def json_value(value: Any, limit: int = VALUE_PREVIEW_CHARS) -> str:
+    """``value`` as the user wrote it in JSON, for a message, cut to ``limit`` chars.
+
+    ``None`` reads ``null``, ``True`` reads ``true`` and a string keeps its
+    double quotes, so a message quotes what was sent rather than Python's
+    repr. A value longer than ``limit`` characters is cut and ends with "…";
+    one JSON cannot write (a Python object passed by a core caller) falls
+    back to its repr.
+    """
+    try:
+        text = json.dumps(value, allow_nan=False, ensure_ascii=False)
+    except (TypeError, ValueError):
+        try:
+            text = repr(value)
+        except ValueError:  # an integer with more digits than Python prints
+            text = f"an integer of {value.bit_length()} bits"
+    if len(text) > limit:
+        text = text[: limit - 1] + "…"
+
+    return text
+
+
+def closest(word: object, choices: Iterable[str]) -> str | None:
+    """The allowed word most like ``word``, if it is alike enough to suggest.
+
+    difflib's ratio must reach :data:`SUGGESTION_CUTOFF`: a typo ("bais",
+    "actvation") is suggested, a different word that shares a few letters
+    ("dilation" and "activation", "in" and "kind") is not.
+    """
+    if not isinstance(word, str):
+        return None
+    matches = difflib.get_close_matches(word, list(choices), 1, SUGGESTION_CUTOFF)
+
+    return matches[0] if matches else None

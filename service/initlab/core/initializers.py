@@ -142,11 +142,16 @@ def truncated_normal_mean(mean: float, std: float, lower: float, upper: float) -
     Z = Φ(β) − Φ(α) (Johnson, Kotz & Balakrishnan 1994, "Continuous Univariate
     Distributions", vol. 1, §13.10.1). PyTorch 2.13 ``trunc_normal_`` draws
     from exactly this distribution (inverse-CDF sampling, then a clamp).
-    Evaluated as :func:`truncated_normal_std` explains.
+    Evaluated as :func:`truncated_normal_std` explains; the result is kept in
+    [lower, upper], where rounding μ + σ·shift could leave it by an ulp. A cut
+    so many σ from the mean that (bound − μ)/σ overflows leaves a point mass
+    at that bound.
     """
     shift, _ = _standard_truncated_moments((lower - mean) / std, (upper - mean) / std)
+    if math.isinf(shift):
+        return upper if shift < 0 else lower
 
-    return mean + std * shift
+    return min(max(mean + std * shift, lower), upper)
 
 
 def truncated_normal_std(mean: float, std: float, lower: float, upper: float) -> float:
@@ -170,7 +175,9 @@ def truncated_normal_std(mean: float, std: float, lower: float, upper: float) ->
         (lower - mean) / std, (upper - mean) / std
     )
 
-    return std * math.sqrt(variance)
+    # A variance below float64's normal range (a cut 1e150 stds out) can
+    # round below 0.
+    return std * math.sqrt(max(variance, 0.0))
 
 
 def orthogonal_element_rms(rows: int, cols: int, gain: float = 1.0) -> float:
@@ -282,15 +289,21 @@ def _standard_truncated_moments(alpha: float, beta: float) -> tuple[float, float
     integrals keep their digits in any tail, and E[(x − c)²] − E[x − c]² loses
     at most a factor 4 (for a density that decreases away from c). Bounds
     beyond ±10 on both sides cut less than 1e-22 of the mass: nothing changes
-    in double precision, so mean 0 and variance 1 are returned exactly.
+    in double precision, so mean 0 and variance 1 are returned exactly. An
+    interval too narrow to hold any mass in double precision (β − α = 0, or an
+    infinite c) is the point c: its variance is 0.
     """
     if alpha <= -_FAR_TAIL and beta >= _FAR_TAIL:
         return 0.0, 1.0
     if alpha >= 0.0:
         mass, first, second = _one_sided_moments(alpha, beta - alpha)
+        if mass == 0.0:
+            return alpha, 0.0
         return alpha + first / mass, second / mass - (first / mass) ** 2
     if beta <= 0.0:
         mass, first, second = _one_sided_moments(-beta, beta - alpha)
+        if mass == 0.0:
+            return beta, 0.0
         return beta - first / mass, second / mass - (first / mass) ** 2
 
     right = _one_sided_moments(0.0, beta)
@@ -307,9 +320,16 @@ def _one_sided_moments(start: float, width: float) -> tuple[float, float, float]
     The integrand falls below e^(−92) ≈ 1e-40 of its value at 0 beyond
     t = √(start² + 184) − start, so the range is cut there. Panels 4/max(start, 1)
     long with 24 Gauss–Legendre nodes each integrate it to rounding error.
+    The cut is computed as 184/(start + √(start² + 184)), which neither cancels
+    nor overflows for a start of 1e12 or 1e300.
     """
-    negligible = math.sqrt(start * start + 184.0) - start
+    if start <= 1.0:
+        negligible = math.sqrt(start * start + 184.0) - start
+    else:
+        negligible = (184.0 / start) / (1.0 + math.hypot(1.0, math.sqrt(184.0) / start))
     end = min(width, negligible)
+    if not end > 0.0:
+        return 0.0, 0.0, 0.0
     panel = 4.0 / max(start, 1.0)
     panels = max(1, math.ceil(end / panel))
     edges = np.linspace(0.0, end, panels + 1)

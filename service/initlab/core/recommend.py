@@ -49,7 +49,13 @@ from initlab.core.activations import (
     pytorch_gain,
     second_moment_gain,
 )
-from initlab.core.errors import InvalidInput, Path
+from initlab.core.errors import (
+    FieldProblem,
+    InvalidInput,
+    LimitExceeded,
+    Path,
+    json_value,
+)
 from initlab.core.fans import (
     Convention,
     fan_notes,
@@ -88,6 +94,7 @@ from initlab.core.schemes import (
     VALUE_SCHEMES,
     resolve_scheme,
 )
+from initlab.core.spec import SpecLimits
 from initlab.core.types import (
     Activation,
     Distribution,
@@ -113,11 +120,18 @@ _QUADRATURE_NAMES = {
 
 @dataclass(frozen=True)
 class OverrideResult:
-    """One override as applied: its pattern, resolved scheme and matched tensors."""
+    """One override as applied: its pattern, resolved scheme and the tensors it set.
+
+    ``matched`` lists exactly the tensors whose recommendation comes from this
+    override; ``notes`` say which other tensors the pattern matches and why it
+    left them alone (a bias under a weight scheme, a norm parameter, a tied
+    tensor, a later override).
+    """
 
     pattern: str
     scheme: SchemeChoice
     matched: tuple[str, ...]
+    notes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -134,39 +148,93 @@ def recommend(
     expanded: ExpandedSpec,
     scheme: SchemeChoice,
     overrides: Sequence[tuple[str, SchemeChoice]] | Mapping[str, SchemeChoice] = (),
+    limits: SpecLimits | None = None,
 ) -> RecommendationResult:
     """Recommend how to initialize every parameter tensor of ``expanded``.
 
     ``scheme`` applies to every tensor no override matches; ``overrides`` are
     ``(glob, scheme)`` pairs (or a mapping, in its order) applied in order, the
     later winning where two match the same tensor. Raises
-    :class:`InvalidInput` with paths relative to the request body:
-    ``("scheme", ...)`` for the scheme, ``("overrides", pattern, ...)`` for an
-    override (unknown scheme or option, bad value, a pattern that matches
-    nothing, a matrix scheme aimed only at 1-D tensors).
+    :class:`LimitExceeded` before any matching when the overrides are over
+    ``limits`` (default :class:`SpecLimits`; see :func:`check_override_limits`),
+    and :class:`InvalidInput`
+    with paths relative to the request body: ``("scheme", ...)`` for the
+    scheme, ``("overrides", pattern, ...)`` for an override (unknown scheme or
+    option, bad value, a pattern that matches nothing, a matrix scheme aimed
+    only at 1-D tensors, options that make a number overflow).
     """
-    top = resolve_scheme(scheme, ("scheme",))
     if isinstance(overrides, Mapping):
         overrides = list(overrides.items())
+    check_override_limits(
+        len(overrides), len(expanded.parameters), limits or SpecLimits()
+    )
+    top = resolve_scheme(scheme, ("scheme",))
     resolved = [
         (pattern, resolve_scheme(choice, ("overrides", pattern)))
         for pattern, choice in overrides
     ]
     network = _Network(expanded)
-    assignments, override_results = _assign(network.parameters, top, resolved)
+    assignments, matches = _assign(network.parameters, top, resolved)
 
     rows: list[Recommendation | None] = [None] * len(network.parameters)
     for index, p in enumerate(network.parameters):
         if network.source_of(p) is None:
-            rows[index] = _recommend_tensor(p, assignments[index], network)
+            row = _recommend_tensor(p, assignments[index], network)
+            _check_finite(row, assignments[index])
+            rows[index] = row
     by_name = {row.name: row for row in rows if row is not None}
     for index, p in enumerate(network.parameters):
         if rows[index] is None:
             rows[index] = _shared_row(p, by_name, assignments[index], network)
 
     parameters = tuple(row for row in rows if row is not None)
+    override_results = _override_results(resolved, matches, assignments, network)
     notes = _result_notes(top, resolved, network)
-    return RecommendationResult(top, tuple(override_results), parameters, notes)
+    return RecommendationResult(top, override_results, parameters, notes)
+
+
+def check_override_limits(patterns: int, tensors: int, limits: SpecLimits) -> None:
+    """Refuse ``patterns`` override globs over ``tensors`` tensors, if over a limit.
+
+    Matching costs one glob match per pattern and tensor, so the product is
+    bounded (``max_override_matches``) as well as the number of patterns
+    (``max_overrides``). Raises :class:`LimitExceeded` at ``("overrides",)``.
+    Called by :func:`recommend`; the web layer also calls it with the number
+    of patterns alone (``tensors=0``) before it resolves their schemes.
+    """
+    if patterns > limits.max_overrides:
+        raise _override_limit(
+            limits,
+            "max_overrides",
+            f"{patterns} override patterns",
+            "merge patterns (one glob such as h.*.attn.o covers every block)",
+        )
+    if patterns * tensors > limits.max_override_matches:
+        raise _override_limit(
+            limits,
+            "max_override_matches",
+            f"{patterns} override patterns × {tensors} parameter tensors ="
+            f" {patterns * tensors} matches",
+            "give fewer patterns (one glob such as h.*.attn.o covers every block)"
+            " or a smaller spec",
+        )
+
+
+def _override_limit(
+    limits: SpecLimits, limit: str, what: str, fix: str
+) -> LimitExceeded:
+    limit_value = getattr(limits, limit)
+    return LimitExceeded(
+        [
+            FieldProblem(
+                ("overrides",),
+                f"over the limit {limit} = {limit_value}: got {what}; {fix}, or"
+                f" raise {limit}",
+            )
+        ],
+        limit=limit,
+        limit_value=limit_value,
+    )
 
 
 # --- Which scheme each tensor gets -------------------------------------------
@@ -195,31 +263,38 @@ def _assign(
     parameters: tuple[ParameterTensor, ...],
     top: SchemeChoice,
     overrides: list[tuple[str, SchemeChoice]],
-) -> tuple[list[_Assignment], list[OverrideResult]]:
+) -> tuple[list[_Assignment], list[list[int]]]:
+    """Each tensor's scheme, and the indices of the tensors each pattern matches."""
     assignments = [_Assignment(top)] * len(parameters)
-    results: list[OverrideResult] = []
+    matches: list[list[int]] = []
+    layers = list(dict.fromkeys(p.layer for p in parameters))
     for pattern, choice in overrides:
         path = ("overrides", pattern)
         if not isinstance(pattern, str) or not pattern:
             raise InvalidInput.at(
                 path,
-                f"an override pattern must be a non-empty glob, got {pattern!r}",
+                "an override pattern must be a non-empty glob; got the pattern"
+                f" {json_value(pattern)}",
                 value=pattern,
                 allowed="a glob over parameter or layer names, such as h.*.attn.o",
             )
 
+        # One compiled expression per pattern; a layer name is matched once
+        # for all its tensors.
         matcher = re.compile(fnmatch.translate(pattern))
+        matched_layers = {layer for layer in layers if matcher.match(layer)}
         matched = [
             index
             for index, p in enumerate(parameters)
-            if matcher.match(p.name) or matcher.match(p.layer)
+            if p.layer in matched_layers or matcher.match(p.name)
         ]
         if not matched:
             raise InvalidInput.at(
                 path,
-                f"override pattern {pattern!r} matches no parameter or layer name; "
-                "patterns are globs over names like h.0.attn.o.weight or layers "
-                "like h.0.attn.o (* matches across dots)",
+                f"override pattern {json_value(pattern)} matches no parameter or"
+                " layer name; patterns are globs over names like"
+                " h.0.attn.o.weight or layers like h.0.attn.o (* matches across"
+                " dots)",
                 value=pattern,
                 allowed="a glob that matches at least one parameter or layer name",
             )
@@ -230,9 +305,84 @@ def _assign(
             _check_one_dimensional_target(choice, tensors, path)
         for index in matched:
             assignments[index] = _Assignment(choice, pattern, only_one_dimensional)
-        results.append(OverrideResult(pattern, choice, tuple(p.name for p in tensors)))
+        matches.append(matched)
 
-    return assignments, results
+    return assignments, matches
+
+
+def _left_alone(
+    p: ParameterTensor, assignment: _Assignment, network: _Network
+) -> str | None:
+    """Why the scheme assigned to ``p`` does not set it, or ``None`` if it does."""
+    scheme = assignment.scheme.name
+    chosen_for_vectors = assignment.only_one_dimensional and scheme in VALUE_SCHEMES
+    if network.source_of(p) is not None:
+        return "tied"
+    if is_norm(p) and not chosen_for_vectors:
+        return "norm"
+    has_bias_rule = scheme in ("torch_default", "mean_field")
+    if p.tensor == "bias" and not chosen_for_vectors and not has_bias_rule:
+        return "bias"
+
+    return None
+
+
+_LEFT_ALONE_REASONS = {
+    "bias": "biases stay 0 under a weight scheme (aim a value scheme at the biases"
+    ' alone, such as "*.bias", to change them)',
+    "norm": "norm parameters keep weight 1 and bias 0 (aim a value scheme at them"
+    " alone to change them)",
+    "tied": "they share the storage of another tensor and take its values",
+}
+
+
+def _override_results(
+    overrides: list[tuple[str, SchemeChoice]],
+    matches: list[list[int]],
+    assignments: list[_Assignment],
+    network: _Network,
+) -> tuple[OverrideResult, ...]:
+    """Each override with the tensors it set and notes on those it left alone."""
+    results = []
+    for (pattern, choice), matched in zip(overrides, matches, strict=True):
+        set_here: list[str] = []
+        left: dict[str, list[str]] = {}
+        for index in matched:
+            p = network.parameters[index]
+            assignment = assignments[index]
+            if assignment.pattern != pattern:
+                later = f"later:{assignment.pattern}"
+                left.setdefault(later, []).append(p.name)
+                continue
+            reason = _left_alone(p, assignment, network)
+            if reason is None:
+                set_here.append(p.name)
+            else:
+                left.setdefault(reason, []).append(p.name)
+
+        notes = []
+        for reason, names in left.items():
+            tensors = f"{len(names)} matched tensor{'s' if len(names) > 1 else ''}"
+            if reason.startswith("later:"):
+                later = json_value(reason.removeprefix("later:"))
+                notes.append(
+                    f"Leaves {tensors} to the later override {later}: {_some(names)}."
+                )
+            else:
+                notes.append(
+                    f"Leaves {tensors} to the policy ({_some(names)}):"
+                    f" {_LEFT_ALONE_REASONS[reason]}."
+                )
+        results.append(OverrideResult(pattern, choice, tuple(set_here), tuple(notes)))
+
+    return tuple(results)
+
+
+def _some(names: list[str], shown: int = 3) -> str:
+    """Up to ``shown`` names, then how many more."""
+    listed = ", ".join(names[:shown])
+    more = len(names) - shown
+    return f"{listed} and {more} more" if more > 0 else listed
 
 
 def _check_one_dimensional_target(
@@ -312,7 +462,8 @@ class _Network:
                 return self.by_name[candidate]
         raise InvalidInput.at(
             ("spec",),
-            f"{p.name} is tied_to {p.tied_to!r}, which names no tensor of the spec",
+            f"{p.name} is tied_to {json_value(p.tied_to)}, which names no tensor of"
+            " the spec",
             value=p.tied_to,
         )
 
@@ -403,6 +554,58 @@ def _multihead_compatible(parameters: tuple[ParameterTensor, ...]) -> dict[str, 
 
 
 # --- One tensor ---------------------------------------------------------------
+
+
+def _check_finite(row: Recommendation, assignment: _Assignment) -> None:
+    """Refuse options that drive a number of ``row`` out of float64's range.
+
+    The option bounds of the catalogue keep ordinary choices finite; a
+    combination at their edges (wang_init with n_layers = 5e-324, a truncated
+    normal with a std of 1e-300 far from its cut) can still overflow. The
+    problem points at the one number option that differs from its default, or
+    at the scheme when several do.
+    """
+    numbers = {
+        "gain": row.gain,
+        "mean": row.mean,
+        "std": row.std,
+        "bound": row.bound,
+    }
+    if row.truncation is not None:
+        numbers |= {
+            "truncation.lower": row.truncation.lower,
+            "truncation.upper": row.truncation.upper,
+            "truncation.sampler_std": row.truncation.sampler_std,
+        }
+    broken = [
+        name
+        for name, value in numbers.items()
+        if value is not None and not math.isfinite(value)
+    ]
+    if not broken:
+        return
+
+    scheme = assignment.scheme
+    catalogued = SCHEMES[scheme.name]
+    changed = [
+        option.name
+        for option in catalogued.options
+        if option.type != "string"
+        and scheme.options.get(option.name, option.default) != option.default
+    ]
+    path = assignment.path
+    if len(changed) == 1:
+        path = (*path, changed[0])
+    given = ", ".join(
+        f"{name} = {json_value(scheme.options.get(name))}" for name in changed
+    )
+    raise InvalidInput.at(
+        path,
+        f"{scheme.name}{f' with {given}' if given else ''} gives {row.name} a"
+        f" {broken[0]} that is not a finite number ({json_value(numbers[broken[0]])});"
+        " bring the options nearer their defaults",
+        value=scheme.options.get(changed[0]) if len(changed) == 1 else scheme.name,
+    )
 
 
 def _recommend_tensor(
@@ -609,8 +812,9 @@ def _value_row(p: ParameterTensor, scheme: SchemeChoice) -> Recommendation:
     notes = []
     if abs(drawn_mean - mean) > 1e-12 * std:
         notes.append(
-            f"The cut at [{lower!r}, {upper!r}] is not centred on the mean "
-            f"{mean!r}: the values drawn have mean {drawn_mean!r}."
+            f"The cut at [{json_value(lower)}, {json_value(upper)}] is not centred"
+            f" on the mean {json_value(mean)}: the values drawn have mean"
+            f" {json_value(drawn_mean)}."
         )
     if upper < mean - 2 * std or lower > mean + 2 * std:
         notes.append(
@@ -770,11 +974,18 @@ def _kaiming(
             f"torch.nn.init.{scheme.name}_(w, {slope}mode={mode!r}, "
             f"nonlinearity={gain.pytorch_name!r})"
         )
+    notes = [*fan_notes(p), *gain.notes]
+    if options["negative_slope"] is not None and gain.nonlinearity != "leaky_relu":
+        notes.append(
+            f"negative_slope = {json_value(options['negative_slope'])} was ignored:"
+            f" the nonlinearity used for this layer is {gain.nonlinearity}, not"
+            " leaky_relu, so its scheme shows negative_slope null."
+        )
     details = dict(
         fans=fans,
         gain=gain.value,
         gain_source=gain.source,
-        notes=(*fan_notes(p), *gain.notes),
+        notes=notes,
     )
     if call is not None:
         details["pytorch"] = call
@@ -947,6 +1158,7 @@ def _torch_default(
     gain = _activation_gain(_leaky(TORCH_DEFAULT_NEGATIVE_SLOPE)).value
     std = kaiming_std(fans[0], gain)
     notes = ["nn.Linear and nn.ConvNd call kaiming_uniform_(w, a=√5): U(±1/√fan_in)."]
+    notes += _multihead_fallback_notes(p, options, network)
     if p.layout == "in_out":
         notes.append(
             "This layer is stored (in, out), which no torch.nn module does: shown "
@@ -992,7 +1204,26 @@ def _torch_default_bias(
         gain_source="fixed",
         notes=(
             "nn.Linear and nn.ConvNd draw the bias from U(±1/√fan_in) of the weight.",
+            *_multihead_fallback_notes(p, scheme.options, network),
         ),
+    )
+
+
+def _multihead_fallback_notes(
+    p: ParameterTensor, options: dict[str, Any], network: _Network
+) -> tuple[str, ...]:
+    """Why an attention projection asked for as nn.MultiheadAttention is not one."""
+    is_attention = p.origin is not None and p.origin.startswith("attention.")
+    if options["attention"] != "multihead_attention" or not is_attention:
+        return ()
+    if network.multihead.get(p.layer.rsplit(".", 1)[0], False):
+        return ()
+
+    return (
+        "nn.MultiheadAttention cannot hold this attention block: it projects q, k"
+        " and v from d_model to d_model, and here k and v are narrower"
+        " (grouped-query attention) or d_head × n_heads is not d_model; shown as"
+        ' nn.Linear projections, as attention: "linear" would.',
     )
 
 
@@ -1129,15 +1360,13 @@ def _fixup(
 
     gain = _nonlinearity_gain(p, "layer", None)
     fans = _fans(p)
-    std = kaiming_std(fans[0] if mode == "fan_in" else fans[1], gain.value)
-    notes = [*fan_notes(p), *gain.notes]
-    call = None
-    if gain.pytorch_name is not None:
-        slope = "" if gain.negative_slope is None else f"a={gain.negative_slope!r}, "
-        call = (
-            f"torch.nn.init.kaiming_normal_(w, {slope}mode={mode!r}, "
-            f"nonlinearity={gain.pytorch_name!r})"
-        )
+    # Fixup's He init counts what the layer sums over, not how it is stored.
+    fan = signal_fans(p)[0 if mode == "fan_in" else 1]
+    std = kaiming_std(fan, gain.value)
+    notes = list(gain.notes)
+    if fan != fans[0 if mode == "fan_in" else 1]:
+        notes.append(f"fixup divides by the signal {mode}, {fan}.")
+    call = _kaiming_normal_call(p, fan, mode, gain)
     if p.residual is not None and p.residual.branch_depth >= 2:
         scale = fixup_branch_scale(network.branch_count, p.residual.branch_depth)
         std = std * scale
@@ -1150,6 +1379,31 @@ def _fixup(
     if call is not None:
         details["pytorch"] = call
     return _normal_row(p, scheme, scheme.options, std, **details)
+
+
+def _kaiming_normal_call(
+    p: ParameterTensor, fan: int, mode: str, gain: _Gain
+) -> str | None:
+    """The kaiming_normal_ call whose fan is ``fan`` on ``p`` as torch stores it.
+
+    torch reads the fans of the stored tensor: for a weight stored (in, out)
+    the signal's fan_in is torch's fan_out, so the call names the other mode;
+    when neither of torch's fans is ``fan`` (a grouped conv's fan_out) there
+    is no such call.
+    """
+    if gain.pytorch_name is None:
+        return None
+    torch_fans = dict(zip(("fan_in", "fan_out"), _fans(p), strict=True))
+    modes = [mode, *(other for other in torch_fans if other != mode)]
+    torch_mode = next((m for m in modes if torch_fans[m] == fan), None)
+    if torch_mode is None:
+        return None
+
+    slope = "" if gain.negative_slope is None else f"a={gain.negative_slope!r}, "
+    return (
+        f"torch.nn.init.kaiming_normal_(w, {slope}mode={torch_mode!r}, "
+        f"nonlinearity={gain.pytorch_name!r})"
+    )
 
 
 def _deepnorm(
@@ -1165,7 +1419,7 @@ def _deepnorm(
             notes=("Embeddings N(0, 1/d) as fairseq and torchscale draw them.",),
         )
 
-    gain, gain_source, notes = 1.0, "fixed", list(fan_notes(p))
+    gain, gain_source, notes = 1.0, "fixed", []
     if p.residual is not None:
         n_layers = network.n_layers(scheme.options["n_layers"], assignment)
         beta = deepnorm_beta(n_layers)
@@ -1180,7 +1434,18 @@ def _deepnorm(
         else:
             gain, gain_source = beta, f"deepnorm β = (8N)^(-1/4), N = {n_layers:g}"
     fans = _fans(p)
-    std = xavier_std(fans[0], fans[1], gain)
+    # Xavier on what the layer sums over and feeds, not on how it is stored.
+    signal = signal_fans(p)
+    std = xavier_std(signal[0], signal[1], gain)
+    call = None
+    if sum(signal) == sum(fans):
+        call = f"torch.nn.init.xavier_normal_(w, gain={gain!r})"
+    else:
+        notes.append(
+            f"deepnorm uses the signal fans ({signal[0]}, {signal[1]}); torch's"
+            f" xavier_normal_ would read ({fans[0]}, {fans[1]})."
+        )
+    details = {"pytorch": call} if call is not None else {}
     return _normal_row(
         p,
         scheme,
@@ -1189,8 +1454,8 @@ def _deepnorm(
         fans=fans,
         gain=gain,
         gain_source=gain_source,
-        pytorch=f"torch.nn.init.xavier_normal_(w, gain={gain!r})",
         notes=notes,
+        **details,
     )
 
 
@@ -1371,7 +1636,8 @@ def _shared_row(
     notes = [f"Shares storage with {source.name}; initialized once."]
     if assignment.pattern is not None:
         notes.append(
-            f"The override {assignment.pattern!r} does not apply here: it would "
+            f"The override {json_value(assignment.pattern)} does not apply here: it"
+            " would "
             f"have to name {source.name}."
         )
     row = rows[source.name]
@@ -1431,6 +1697,18 @@ def _result_notes(
             f"DeepNorm's residual scale α = (2N)^(1/4) = {alpha:.6g} "
             f"(N = {n_layers:g}) goes into the forward pass: x ← LN(α·x + G(x))."
         )
+        if any(
+            p.residual is not None and p.residual.norm == "pre"
+            for p in network.parameters
+        ):
+            notes.append(
+                "DeepNorm is defined for post-LN residuals (Wang et al. 2022, §3):"
+                " α and β bound the model update only when the norm follows the"
+                " addition, x ← LN(α·x + G(x)). This network is pre-norm, where"
+                " the stream is never normalised and α has nowhere to go, so the"
+                " β-scaled weights are shown but carry no such guarantee; auto or"
+                " gpt2 fit pre-norm networks."
+            )
     if any(p.tied_to is not None for p in network.parameters):
         notes.append(
             "Tied tensors are listed with the values of the tensor they share and "

@@ -10,14 +10,13 @@ same result. How each scheme turns into numbers for a tensor lives in
 
 from __future__ import annotations
 
-import difflib
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from initlab.core.activations import ACTIVATION_NAMES
-from initlab.core.errors import FieldProblem, InvalidInput, Path
+from initlab.core.errors import FieldProblem, InvalidInput, Path, closest, json_value
 from initlab.core.types import SchemeChoice
 
 OptionType = Literal["number", "integer", "string"]
@@ -44,14 +43,21 @@ KAIMING_NONLINEARITIES: tuple[str, ...] = (
 #: Schemes that give a value to any tensor, 1-D included.
 VALUE_SCHEMES = frozenset({"constant", "normal", "uniform", "trunc_normal"})
 
+#: The largest magnitude a number option takes unless it says otherwise: far
+#: beyond any std, bound, gain or variance a network starts with, and far
+#: from where float64 arithmetic on them (b − a, gain², (a − mean)/std)
+#: overflows into a number JSON cannot carry.
+OPTION_MAGNITUDE = 1e6
+
 
 @dataclass(frozen=True)
 class SchemeOption:
     """One option of a scheme: its type, default and the values it accepts.
 
     ``choices`` lists the accepted strings of a string option. A number option
-    accepts finite numbers ``> minimum`` (``exclusive_minimum``) or
-    ``>= minimum``; ``nullable`` options also accept null.
+    accepts finite numbers from ``minimum`` (excluded when
+    ``exclusive_minimum``) to ``maximum``, which default to
+    ∓:data:`OPTION_MAGNITUDE`; ``nullable`` options also accept null.
     """
 
     name: str
@@ -62,6 +68,31 @@ class SchemeOption:
     minimum: float | None = None
     exclusive_minimum: bool = False
     nullable: bool = False
+    maximum: float | None = None
+
+    @property
+    def lowest(self) -> float:
+        """The smallest number accepted (excluded when ``exclusive_minimum``)."""
+        return -OPTION_MAGNITUDE if self.minimum is None else self.minimum
+
+    @property
+    def highest(self) -> float:
+        """The largest number accepted."""
+        return OPTION_MAGNITUDE if self.maximum is None else self.maximum
+
+    def accepts(self, value: Any) -> bool:
+        """Whether ``value`` is a number this option takes (null aside).
+
+        The bounds are compared before anything converts ``value`` to a float,
+        so an integer with 400 digits is refused rather than overflowing.
+        """
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return False
+        above = value > self.lowest if self.exclusive_minimum else value >= self.lowest
+        if not (above and value <= self.highest) or not math.isfinite(value):
+            return False
+
+        return self.type != "integer" or float(value).is_integer()
 
     @property
     def allowed(self) -> list[str] | str:
@@ -70,9 +101,8 @@ class SchemeOption:
             return list(self.choices)
 
         kind = "an integer" if self.type == "integer" else "a number"
-        if self.minimum is not None:
-            sign = ">" if self.exclusive_minimum else ">="
-            kind = f"{kind} {sign} {self.minimum:g}"
+        left = "(" if self.exclusive_minimum else "["
+        kind = f"{kind} in {left}{_bound(self.lowest)}, {_bound(self.highest)}]"
         if self.nullable:
             kind = f"null or {kind}"
 
@@ -86,6 +116,16 @@ class SchemeOption:
             "allowed": self.allowed,
             "description": self.description,
         }
+
+
+def _bound(number: float) -> str:
+    """A bound as a message writes it: 0, 0.5, 1000, 1e6, 2147483647."""
+    if float(number).is_integer() and abs(number) < 1e5:
+        return str(int(number))
+    if abs(number) >= 1e5 and math.log10(abs(number)).is_integer():
+        return f"{'-' if number < 0 else ''}1e{round(math.log10(abs(number)))}"
+
+    return repr(number)
 
 
 @dataclass(frozen=True)
@@ -162,6 +202,7 @@ _NEGATIVE_SLOPE = SchemeOption(
     "(PyTorch's default a=0) when the nonlinearity is given by name",
     minimum=0.0,
     nullable=True,
+    maximum=1e3,
 )
 _LECUN_CONVENTION = SchemeOption(
     "convention",
@@ -483,6 +524,7 @@ def _catalogue() -> tuple[Scheme, ...]:
                     "layer's input width outside residual branches)",
                     minimum=1,
                     nullable=True,
+                    maximum=2**31 - 1,
                 ),
             ),
             r"\sigma = \sqrt{\frac{2}{5d}},\quad \sigma_\mathrm{out} = "
@@ -552,7 +594,7 @@ def resolve_scheme(
     if not isinstance(given, Mapping):
         raise InvalidInput.at(
             path,
-            f"the options of {scheme.name} must be an object, got {given!r}",
+            f"the options of {scheme.name} must be an object, got {json_value(given)}",
             value=given,
             allowed="an object of option: value",
         )
@@ -566,7 +608,8 @@ def resolve_scheme(
             problems.append(
                 FieldProblem(
                     (*path, key),
-                    f"{scheme.name} takes {own}, not {key!r}; remove {key!r}",
+                    f"{scheme.name} takes {own}, not {json_value(key)}; remove"
+                    f" {json_value(key)}",
                     value=given[key],
                     allowed=own,
                 )
@@ -593,38 +636,27 @@ def _option_problem(
     if value is None and option.nullable:
         return None
 
-    fix = f"omit it for the default {option.default!r}"
+    fix = f"omit it for the default {json_value(option.default)}"
     if option.type == "string":
         if isinstance(value, str) and value in option.choices:
             return None
-        hint = ""
-        if isinstance(value, str):
-            close = difflib.get_close_matches(value, option.choices, n=1, cutoff=0.7)
-            if close:
-                hint = f"; did you mean {close[0]!r}?"
+        close = closest(value, option.choices)
+        hint = f"; did you mean {json_value(close)}?" if close else ""
         return FieldProblem(
             path,
             f"{scheme.name} {option.name} must be one of {', '.join(option.choices)}"
-            f", got {value!r}{hint}",
+            f", got {json_value(value)}{hint}",
             value=value,
             allowed=", ".join(option.choices),
         )
 
-    is_number = isinstance(value, int | float) and not isinstance(value, bool)
-    in_range = is_number and math.isfinite(value)
-    if in_range and option.type == "integer":
-        in_range = float(value).is_integer()
-    if in_range and option.minimum is not None:
-        if option.exclusive_minimum:
-            in_range = value > option.minimum
-        else:
-            in_range = value >= option.minimum
-    if in_range:
+    if option.accepts(value):
         return None
 
     return FieldProblem(
         path,
-        f"{scheme.name} {option.name} must be {option.allowed}, got {value!r}; {fix}",
+        f"{scheme.name} {option.name} must be {option.allowed}, got"
+        f" {json_value(value)}; {fix}",
         value=value,
         allowed=option.allowed,
     )
@@ -649,8 +681,8 @@ def _combination_problems(
             problems.append(
                 FieldProblem(
                     (*path, "mode"),
-                    "mode 'fan_geo_avg' exists only in JAX; set convention to "
-                    "'jax' or use fan_in, fan_out or fan_avg",
+                    'mode "fan_geo_avg" exists only in JAX; set convention to '
+                    '"jax" or use fan_in, fan_out or fan_avg',
                     value="fan_geo_avg",
                     allowed="fan_in, fan_out, fan_avg",
                 )
@@ -659,7 +691,7 @@ def _combination_problems(
             problems.append(
                 FieldProblem(
                     (*path, "distribution"),
-                    "JAX has no 'untruncated_normal'; its 'normal' is untruncated",
+                    'JAX has no "untruncated_normal"; its "normal" is untruncated',
                     value="untruncated_normal",
                     allowed="truncated_normal, normal, uniform",
                 )
@@ -668,18 +700,20 @@ def _combination_problems(
         problems.append(
             FieldProblem(
                 (*path, "b"),
-                f"trunc_normal needs a < b, got a={options['a']!r}, b={options['b']!r}",
+                f"trunc_normal needs a < b, got a = {json_value(options['a'])}, b ="
+                f" {json_value(options['b'])}",
                 value=options["b"],
-                allowed=f"a number > {options['a']!r}",
+                allowed=f"a number > {json_value(options['a'])}",
             )
         )
     if name == "uniform" and not options["a"] <= options["b"]:
         problems.append(
             FieldProblem(
                 (*path, "b"),
-                f"uniform needs a <= b, got a={options['a']!r}, b={options['b']!r}",
+                f"uniform needs a <= b, got a = {json_value(options['a'])}, b ="
+                f" {json_value(options['b'])}",
                 value=options["b"],
-                allowed=f"a number >= {options['a']!r}",
+                allowed=f"a number >= {json_value(options['a'])}",
             )
         )
 
@@ -687,20 +721,19 @@ def _combination_problems(
 
 
 def _unknown_scheme_message(name: object) -> str:
-    message = f"unknown scheme {name!r}; allowed: {', '.join(SCHEME_NAMES)}"
+    message = f"unknown scheme {json_value(name)}; allowed: {', '.join(SCHEME_NAMES)}"
     if isinstance(name, str):
         aliases = {
             "glorot_uniform": "xavier_uniform",
             "glorot_normal": "xavier_normal",
             "he_uniform": "kaiming_uniform",
             "he_normal": "kaiming_normal",
-            "zeros": "constant",
-            "ones": "constant",
+            "zeros": {"name": "constant", "value": 0.0},
+            "ones": {"name": "constant", "value": 1.0},
             "default": "torch_default",
         }
-        close = difflib.get_close_matches(name.lower(), SCHEME_NAMES, n=1)
-        suggestion = aliases.get(name.lower(), close[0] if close else None)
+        suggestion = aliases.get(name.lower(), closest(name.lower(), SCHEME_NAMES))
         if suggestion:
-            return f"{message}; did you mean {suggestion!r}?"
+            return f"{message}; did you mean {json_value(suggestion)}?"
 
     return message

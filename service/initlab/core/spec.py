@@ -31,14 +31,21 @@ position. A residual group nested in a branch owns its own layers.
 from __future__ import annotations
 
 import dataclasses
-import difflib
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import ClassVar, Literal, TypeAlias
 
 from initlab.core.activations import make_activation
-from initlab.core.errors import FieldProblem, InvalidInput, LimitExceeded, Path
+from initlab.core.errors import (
+    FieldProblem,
+    InvalidInput,
+    LimitExceeded,
+    Path,
+    closest,
+    json_value,
+)
 from initlab.core.types import (
     Activation,
     ExpandedSpec,
@@ -257,7 +264,12 @@ def _limit(default: int, description: str) -> int:
 
 @dataclass(frozen=True)
 class SpecLimits:
-    """How large a spec may be; every refusal names the limit that was hit."""
+    """How large a spec, and the overrides aimed at it, may be.
+
+    Every refusal names the limit that was hit. ``max_override_matches`` and
+    ``max_overrides`` bound the work of matching override globs
+    (``initlab.core.recommend``); the others bound the spec.
+    """
 
     max_dim_size: int = _limit(
         2**31 - 1, "Largest size a dim or a layer may have (default 2**31 - 1)."
@@ -266,15 +278,28 @@ class SpecLimits:
         10_000, "Largest count of one repeat group (default 10000)."
     )
     max_parameter_tensors: int = _limit(
-        200_000,
+        20_000,
         "Most parameter tensors a spec may expand to, counted before expanding"
-        " (default 200000).",
+        " (default 20000; Llama-2-70B has under 1000).",
+    )
+    max_parameters: int = _limit(
+        10**13,
+        "Most scalar parameters a spec may hold, counted before expanding with a"
+        " tied weight at each use (default 10**13).",
     )
     max_nesting_depth: int = _limit(
         16, "Deepest nesting of groups inside groups (default 16)."
     )
     max_layers: int = _limit(
         10_000, "Most items in one layers or shortcut list (default 10000)."
+    )
+    max_overrides: int = _limit(
+        256, "Most override patterns one request may give (default 256)."
+    )
+    max_override_matches: int = _limit(
+        2_000_000,
+        "Most override patterns times parameter tensors one request may ask to"
+        " match (default 2000000).",
     )
 
 
@@ -395,6 +420,14 @@ class _LayerPlan:
         return sum(1 + module.has_bias for module in self.modules)
 
     @property
+    def parameters(self) -> int:
+        """Scalar parameters: every weight's numel, plus each bias's length."""
+        return sum(
+            math.prod(module.weight_shape) + module.has_bias * module.out_features
+            for module in self.modules
+        )
+
+    @property
     def steps(self) -> int:
         steps = [module.step for module in self.modules if module.step is not None]
         return max(steps) + 1 if steps else 0
@@ -402,6 +435,23 @@ class _LayerPlan:
     @property
     def in_features(self) -> int:
         return self.modules[0].in_features
+
+    @property
+    def out_features(self) -> int:
+        return self.modules[-1].out_features
+
+    @property
+    def in_field(self) -> str:
+        """The spec field that gives the layer's input width."""
+        return "d_model" if self.modules[0].origin is not None else "in"
+
+    @property
+    def out_field(self) -> str:
+        """The spec field that gives the layer's output width."""
+        last = self.modules[-1]
+        if last.origin is not None:
+            return "d_model"
+        return "in" if last.kind in NORM_KINDS else "out"
 
 
 @dataclass(frozen=True)
@@ -415,6 +465,7 @@ class _GroupPlan:
     norm_module: _LayerPlan | None = None
     shortcut: tuple[_Plan, ...] = ()
     tensors: int = 0
+    parameters: int = 0
     branches: int = 0
     steps: int = 0
     branch_depth: int = 0
@@ -475,6 +526,8 @@ class _Planner:
         self.limits = limits
         self.dims: dict[str, int] = {}
         self.problems: list[FieldProblem] = []
+        # How many times the repeats around the item being planned copy it.
+        self.copies = 1
 
     def problem(self, path: Path, message: str, value=None, allowed=None) -> None:
         self.problems.append(FieldProblem(tuple(path), message, value, allowed))
@@ -488,7 +541,7 @@ class _Planner:
                 allowed="a non-empty list of layers and groups",
             )
         items = self.plan_list(spec.layers, ("layers",), 0, _Namespace())
-        tensors = self.check_tensor_count(items, ("layers",))
+        tensors = self.check_totals(items, ("layers",), "a spec")
         return _SpecPlan(self.dims, items, tensors, _total(items, "branches"))
 
     def check_dims(self, dims: Mapping[str, int]) -> dict[str, int]:
@@ -498,13 +551,14 @@ class _Planner:
             if not isinstance(name, str) or not _DIM_NAME.match(name):
                 self.problem(
                     path,
-                    f"dim name {name!r} is not an identifier; use letters, digits"
-                    " and underscores, starting with a letter or underscore",
+                    "a dim name must be an identifier (letters, digits and"
+                    " underscores, starting with a letter or underscore); got"
+                    f" {json_value(name)}",
                     value=name,
                     allowed=DIM_NAME_PATTERN,
                 )
                 continue
-            size = self.positive_integer(value, path, f"dim {name!r}")
+            size = self.positive_integer(value, path, f"dim {json_value(name)}")
             if size is not None:
                 checked[name] = size
 
@@ -514,7 +568,7 @@ class _Planner:
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             self.problem(
                 path,
-                f"{what} must be a positive integer; got {value!r}",
+                f"{what} must be a positive integer; got {json_value(value)}",
                 value=value,
                 allowed="an integer ≥ 1",
             )
@@ -542,7 +596,7 @@ class _Planner:
             self.problem(
                 path,
                 "must be a positive integer or the name of a dim; got"
-                f" {value!r} ({type(value).__name__})",
+                f" {json_value(value)} ({type(value).__name__})",
                 value=value,
                 allowed="an integer ≥ 1 or a dim name",
             )
@@ -556,7 +610,7 @@ class _Planner:
         if not isinstance(items, tuple | list):
             self.problem(
                 path,
-                f"must be a tuple of layers and groups; got {items!r}",
+                f"must be a tuple of layers and groups; got {json_value(items)}",
                 allowed="a tuple of layers and groups",
             )
             return ()
@@ -588,8 +642,8 @@ class _Planner:
         if planner is None:
             self.problem(
                 path,
-                f"not a layer or group: {item!r}; use one of the spec classes of"
-                f" initlab.core.spec (kinds {', '.join(ITEM_KINDS)})",
+                f"not a layer or group: {json_value(item)}; use one of the spec"
+                f" classes of initlab.core.spec (kinds {', '.join(ITEM_KINDS)})",
                 allowed=", ".join(ITEM_KINDS),
             )
             return None
@@ -602,7 +656,11 @@ class _Planner:
             return None
 
         tied_to = getattr(item, "tied_to", None)
-        return _LayerPlan(segment, path, modules, tied_to)
+        plan = _LayerPlan(segment, path, modules, tied_to)
+        if self.copies == 1:
+            # Inside a repeat the repeat is checked, with all its copies.
+            self.check_totals((plan,), path, "a layer")
+        return plan
 
     def check_flags(self, item: LayerSpec, path: Path) -> bool:
         """Check the fields a Python caller could fill with the wrong type."""
@@ -614,18 +672,21 @@ class _Planner:
                 continue
             if not isinstance(value, bool):
                 self.problem(
-                    (*path, flag), f"{flag} must be true or false; got {value!r}"
+                    (*path, flag),
+                    f"{flag} must be true or false; got {json_value(value)}",
                 )
         tied_to = getattr(item, "tied_to", None)
         if tied_to is not None and not isinstance(tied_to, str):
             self.problem(
                 (*path, "tied_to"),
-                f"tied_to must be the dotted name of a layer; got {tied_to!r}",
+                "tied_to must be the dotted name of a layer; got"
+                f" {json_value(tied_to)}",
             )
         if isinstance(item, ConvSpec) and item.kind not in CONV_KINDS:
             self.problem(
                 (*path, "kind"),
-                f"a convolution is one of {', '.join(CONV_KINDS)}; got {item.kind!r}",
+                f"a convolution is one of {', '.join(CONV_KINDS)}; got"
+                f" {json_value(item.kind)}",
                 allowed=", ".join(CONV_KINDS),
             )
 
@@ -638,8 +699,9 @@ class _Planner:
         if name is not None and (not isinstance(name, str) or not _NAME.match(name)):
             self.problem(
                 (*path, "name"),
-                f"name {name!r} is not one path segment; use 1 to 128 letters,"
-                " digits, '_' or '-' (no dots: nesting makes the dotted path)",
+                "a name must be one path segment: 1 to 128 letters, digits, '_' or"
+                " '-' (no dots: nesting makes the dotted path); got"
+                f" {json_value(name)}",
                 value=name,
                 allowed=NAME_PATTERN,
             )
@@ -651,9 +713,9 @@ class _Planner:
             where = (*path, "name") if name is not None else path
             self.problem(
                 where,
-                f"duplicate name {segment!r}: the item at {_render(other)} already"
-                " has it in the same parent (a layer without a name takes its index"
-                " in its list, and an unnamed group adds no path segment); names"
+                f"duplicate name {json_value(segment)}: the item at {_render(other)}"
+                " already has it in the same parent (a layer without a name takes its"
+                " index in its list, and an unnamed group adds no path segment); names"
                 " must be unique within their parent, so rename one of them",
                 value=segment,
             )
@@ -680,6 +742,7 @@ class _Planner:
         if isinstance(group, RepeatGroup):
             return self.plan_repeat(group, path, depth, names, segment)
 
+        problems = len(self.problems)
         children = self.plan_list(group.layers, (*path, "layers"), depth + 1, inner)
         if isinstance(group, SequentialGroup):
             return _GroupPlan(
@@ -688,11 +751,15 @@ class _Planner:
                 path,
                 children,
                 tensors=_total(children, "tensors"),
+                parameters=_total(children, "parameters"),
                 branches=_total(children, "branches"),
                 steps=_total(children, "steps"),
             )
 
-        return self.plan_residual(group, path, depth, inner, segment, children)
+        complete = len(self.problems) == problems
+        return self.plan_residual(
+            group, path, depth, inner, segment, children, complete
+        )
 
     def plan_repeat(
         self,
@@ -722,9 +789,14 @@ class _Planner:
                     " name",
                 )
 
-        children = self.plan_list(
-            group.layers, (*path, "layers"), depth + 1, _Namespace()
-        )
+        around = self.copies
+        self.copies = around * (count or 1)
+        try:
+            children = self.plan_list(
+                group.layers, (*path, "layers"), depth + 1, _Namespace()
+            )
+        finally:
+            self.copies = around
         if count is None:
             return None
 
@@ -735,10 +807,11 @@ class _Planner:
             children,
             count=count,
             tensors=count * _total(children, "tensors"),
+            parameters=count * _total(children, "parameters"),
             branches=count * _total(children, "branches"),
             steps=count * _total(children, "steps"),
         )
-        self.check_tensor_count((plan,), path)
+        self.check_totals((plan,), path, "a repeat group")
         return plan
 
     def plan_residual(
@@ -749,11 +822,14 @@ class _Planner:
         names: _Namespace,
         segment: str | None,
         children: tuple[_Plan, ...],
+        complete: bool,
     ) -> _GroupPlan | None:
+        """Plan a residual group; ``complete`` says its layers planned without fault."""
         if group.norm not in NORM_PLACEMENTS:
             self.problem(
                 (*path, "norm"),
-                f"norm must be one of {', '.join(NORM_PLACEMENTS)}; got {group.norm!r}",
+                f"norm must be one of {', '.join(NORM_PLACEMENTS)}; got"
+                f" {json_value(group.norm)}",
                 value=group.norm,
                 allowed=", ".join(NORM_PLACEMENTS),
             )
@@ -770,7 +846,10 @@ class _Planner:
                 group.norm_layer or NormLayerSpec(), path, names, children
             )
 
+        problems = len(self.problems)
         shortcut = self.plan_list(group.shortcut, (*path, "shortcut"), depth + 1, names)
+        if complete and len(self.problems) == problems:
+            self.check_residual_widths(children, shortcut)
         everything = (*children, *shortcut, *([norm_module] if norm_module else []))
         return _GroupPlan(
             "residual",
@@ -781,11 +860,61 @@ class _Planner:
             norm_module=norm_module,
             shortcut=shortcut,
             tensors=_total(everything, "tensors"),
+            parameters=_total(everything, "parameters"),
             branches=1 + _total(everything, "branches"),
             # A nested residual owns its layers: it adds no step to the outer branch.
             steps=0,
             branch_depth=_total(children, "steps"),
         )
+
+    def check_residual_widths(
+        self, branch: tuple[_Plan, ...], shortcut: tuple[_Plan, ...]
+    ) -> None:
+        """x + f(x) needs f(x) as wide as x, or a shortcut from x's width to f's.
+
+        Widths are read at the ends: the branch's first layer's in and last
+        layer's out, and the shortcut's. Layers in between need not chain (GPT-2
+        adds a position embedding to a token embedding).
+        """
+        first, last = _end_layer(branch, first=True), _end_layer(branch, first=False)
+        if first is None or last is None:
+            return
+
+        width = first.in_features
+        if not shortcut:
+            if last.out_features != width:
+                self.problem(
+                    (*last.path, last.out_field),
+                    "x + f(x) adds a residual branch's output to its input, so the"
+                    f" branch must end at its input's width, {width}; got"
+                    f" {last.out_features} from its last layer: end the branch at"
+                    f" width {width}, or add a shortcut that projects {width} →"
+                    f" {last.out_features}",
+                    value=last.out_features,
+                    allowed=str(width),
+                )
+            return
+
+        start = _end_layer(shortcut, first=True)
+        end = _end_layer(shortcut, first=False)
+        if start is not None and start.in_features != width:
+            self.problem(
+                (*start.path, start.in_field),
+                "a shortcut reads the residual group's input, so its first layer"
+                f" must take that width, {width} (the branch's first layer's in);"
+                f" got {start.in_features}",
+                value=start.in_features,
+                allowed=str(width),
+            )
+        if end is not None and end.out_features != last.out_features:
+            self.problem(
+                (*end.path, end.out_field),
+                "a shortcut's output is added to the branch's, so its last layer"
+                f" must give the branch's output width, {last.out_features}; got"
+                f" {end.out_features}",
+                value=end.out_features,
+                allowed=str(last.out_features),
+            )
 
     def plan_norm_layer(
         self,
@@ -805,18 +934,51 @@ class _Planner:
         )
         return _LayerPlan(segment, norm_path, (module,)) if module else None
 
-    def check_tensor_count(self, items: tuple[_Plan, ...], path: Path) -> int:
-        tensors = _total(items, "tensors")
-        if tensors > self.limits.max_parameter_tensors:
+    def check_totals(self, plans: tuple[_Plan, ...], path: Path, what: str) -> int:
+        """Refuse ``plans`` (all of ``what``) if their copies hold too much.
+
+        The counts include the copies made by the repeats around them, so the
+        figure in the refusal is what the whole spec would expand to at least.
+        Returns the number of parameter tensors of one copy of ``plans``.
+        """
+        tensors = _total(plans, "tensors")
+        parameters = _total(plans, "parameters")
+        # A single layer holds a few tensors: the repeat around it is at fault.
+        counts_tensors = what != "a layer"
+        if counts_tensors and tensors * self.copies > self.limits.max_parameter_tensors:
             raise _over_limit(
                 self.limits,
                 "max_parameter_tensors",
                 path,
-                f"a spec that expands to {tensors} parameter tensors",
+                f"{what} that expands to {tensors * self.copies} parameter tensors"
+                f"{self.breakdown(plans, 'tensors')}",
                 "lower the repeat counts",
+            )
+        if parameters * self.copies > self.limits.max_parameters:
+            raise _over_limit(
+                self.limits,
+                "max_parameters",
+                path,
+                f"{what} that holds {_count(parameters * self.copies)} parameters"
+                f"{self.breakdown(plans, 'parameters')}",
+                "use smaller sizes or fewer copies",
             )
 
         return tensors
+
+    def breakdown(self, plans: tuple[_Plan, ...], count: str) -> str:
+        """How a total is made, e.g. ``" (2 per copy × 10000 copies × ...)"``."""
+        factors = []
+        repeat = plans[0] if len(plans) == 1 else None
+        if isinstance(repeat, _GroupPlan) and repeat.kind == "repeat":
+            per_copy = _total(repeat.children, count)
+            factors += [f"{_count(per_copy)} per copy", f"{repeat.count} copies"]
+        if self.copies > 1:
+            if not factors:
+                factors.append(f"{_count(_total(plans, count))} in one copy")
+            factors.append(f"{self.copies} copies made by the repeats around it")
+
+        return f" ({' × '.join(factors)})" if factors else ""
 
     # --- one method per layer kind ---
 
@@ -829,7 +991,7 @@ class _Planner:
             self.problem(
                 (*path, "activation"),
                 f"activation must be an initlab.core.types.Activation; got"
-                f" {activation!r}",
+                f" {json_value(activation)}",
             )
             return None
         try:
@@ -843,7 +1005,7 @@ class _Planner:
             self.problem(
                 (*path, "layout"),
                 f"layout must be 'out_in' (PyTorch) or 'in_out' (GPT-2 Conv1D,"
-                f" Keras); got {layout!r}",
+                f" Keras); got {json_value(layout)}",
                 value=layout,
                 allowed=", ".join(LAYOUTS),
             )
@@ -855,8 +1017,8 @@ class _Planner:
         if layout != "out_in":
             self.problem(
                 (*path, "layout"),
-                f"layout {layout!r} does not apply to a {kind}: {reason}; remove"
-                " layout",
+                f"layout {json_value(layout)} does not apply to a {kind}: {reason};"
+                " remove layout",
                 value=layout,
                 allowed="out_in",
             )
@@ -937,8 +1099,8 @@ class _Planner:
             self.problem(
                 (*path, "kernel_size"),
                 f"a {kind} takes {spatial} kernel size{'s' if spatial > 1 else ''};"
-                f" got {len(kernel_size)} ({list(kernel_size)!r}); give one size for"
-                f" every dim or a list of {spatial}",
+                f" got {len(kernel_size)} ({json_value(list(kernel_size))}); give one"
+                f" size for every dim or a list of {spatial}",
                 value=list(kernel_size),
                 allowed=f"a size or a list of {spatial} sizes",
             )
@@ -997,7 +1159,7 @@ class _Planner:
             self.problem(
                 (*path, "out"),
                 f"a {layer.kind} keeps its size: out must equal in ({size}); got"
-                f" {layer.out_features!r}; omit out",
+                f" {json_value(layer.out_features)}; omit out",
                 value=layer.out_features,
                 allowed=str(size),
             )
@@ -1021,13 +1183,16 @@ class _Planner:
         if kind not in NORM_KINDS:
             self.problem(
                 (*path, "kind"),
-                f"a norm layer is one of {', '.join(NORM_KINDS)}; got {kind!r}",
+                f"a norm layer is one of {', '.join(NORM_KINDS)}; got"
+                f" {json_value(kind)}",
                 value=kind,
                 allowed=", ".join(NORM_KINDS),
             )
             return None
         if bias is not None and not isinstance(bias, bool):
-            self.problem((*path, "bias"), f"bias must be true or false; got {bias!r}")
+            self.problem(
+                (*path, "bias"), f"bias must be true or false; got {json_value(bias)}"
+            )
             return None
         if kind == "rms_norm" and bias:
             self.problem(
@@ -1137,6 +1302,28 @@ class _Planner:
         )
 
 
+def _count(number: int) -> str:
+    """A count for a message: exact up to 10^15, then to three digits (4.61e+46)."""
+    return str(number) if number < 10**15 else f"{number:.3g}"
+
+
+def _end_layer(plans: tuple[_Plan, ...], first: bool) -> _LayerPlan | None:
+    """The first or last layer of ``plans`` on the signal path, looking into groups.
+
+    A nested residual group ends where its shortcut does, or else where its
+    branch does (its output has its input's width).
+    """
+    if not plans:
+        return None
+    plan = plans[0] if first else plans[-1]
+    if isinstance(plan, _LayerPlan):
+        return plan
+    if plan.kind == "residual" and plan.shortcut and not first:
+        return _end_layer(plan.shortcut, first)
+
+    return _end_layer(plan.children, first)
+
+
 def _total(plans: tuple[_Plan, ...], count: str) -> int:
     """The sum of ``count`` (tensors, branches or steps) over ``plans``."""
     return sum(getattr(plan, count) for plan in plans)
@@ -1163,12 +1350,12 @@ def _render(path: Path) -> str:
 
 def _unknown_dim_message(name: str, dims: Mapping[str, int]) -> str:
     known = ", ".join(dims) if dims else "none (the spec's dims is empty)"
-    message = f"unknown dim {name!r}; known dims: {known}"
-    close = difflib.get_close_matches(name, list(dims), n=1)
+    message = f"unknown dim {json_value(name)}; known dims: {known}"
+    close = closest(name, dims)
     if close:
-        return f"{message}; did you mean {close[0]!r}?"
+        return f"{message}; did you mean {json_value(close)}?"
 
-    return f"{message}; add {name!r} to dims or write the size as an integer"
+    return f"{message}; add {json_value(name)} to dims or write the size as an integer"
 
 
 # --- Shapes: one function per layout rule ------------------------------------
@@ -1463,7 +1650,8 @@ class _Emitter:
                     FieldProblem(
                         (*tie.path, "tied_to"),
                         f"{source.layer} has weight shape {list(source.shape)} but"
-                        f" {tie.target!r} has {list(shared.shape)} (PyTorch layout);"
+                        f" {json_value(tie.target)} has {list(shared.shape)} (PyTorch"
+                        " layout);"
                         " tied weights must have equal shapes, so check in and out"
                         " (an LM head tied to an embedding has in = embedding out"
                         " and out = embedding in)",
@@ -1503,9 +1691,9 @@ class _Emitter:
             message = _unknown_layer_message(target, self.weights)
         elif target in seen:
             message = (
-                f"tied_to {tie.target!r} leads back to {source!r}; a weight cannot be"
-                " tied to itself, so tie every layer to the one that stores the"
-                " weight"
+                f"tied_to {json_value(tie.target)} leads back to {json_value(source)};"
+                " a weight cannot be tied to itself, so tie every layer to the one"
+                " that stores the weight"
             )
         else:
             return self.weights[target]
@@ -1537,12 +1725,12 @@ class _Emitter:
 
 
 def _unknown_layer_message(name: str, layers: Mapping[str, int]) -> str:
-    message = f"tied_to {name!r} names no layer of this spec"
-    close = difflib.get_close_matches(name, list(layers), n=1)
+    message = f"tied_to {json_value(name)} names no layer of this spec"
+    close = closest(name, layers)
     if close:
-        return f"{message}; did you mean {close[0]!r}?"
+        return f"{message}; did you mean {json_value(close)}?"
 
     return (
         f"{message}; give the dotted name of a layer with a weight, such as"
-        f" {next(iter(layers))!r}"
+        f" {json_value(next(iter(layers)))}"
     )

@@ -138,7 +138,12 @@ def _render_problem(problem: Problem) -> Response:
 
 
 def _render_http_exception(error: HTTPException) -> Response:
-    return problem_response(problems.from_http_exception(error))
+    problem = problems.from_http_exception(
+        error,
+        max_body_bytes=current_app.config.get("MAX_CONTENT_LENGTH"),
+        content_length=request.content_length,
+    )
+    return problem_response(problem)
 
 
 def _render_unexpected(error: Exception) -> Response:

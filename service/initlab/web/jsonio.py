@@ -1,11 +1,13 @@
 """Strict JSON in and out.
 
 Request bodies are parsed by RFC 8259's rules and nothing looser: UTF-8 only,
-no ``NaN``/``Infinity``, no number that overflows a double, no nesting deeper
-than the configured depth (Python's own parser would otherwise raise
-``RecursionError`` or accept ``NaN``). Responses are written by a provider
-that refuses non-finite numbers: the mathematics producing one is a bug, and
-it must surface as a 500 rather than as invalid JSON.
+no ``NaN``/``Infinity``, no number that overflows a double, no key twice in one
+object (RFC 8259 §4 leaves the meaning of a repeated name to the parser; Python
+keeps the last silently), no nesting deeper than the configured depth (Python's
+own parser would otherwise raise ``RecursionError`` or accept ``NaN``).
+Responses are written by a provider that refuses non-finite numbers: the
+mathematics producing one is a bug, and it must surface as a 500 rather than
+as invalid JSON.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any
 from flask import Request
 from flask.json.provider import DefaultJSONProvider
 
+from initlab.core.errors import json_value
 from initlab.web.problems import (
     MALFORMED_JSON,
     NOT_AN_OBJECT,
@@ -59,6 +62,14 @@ class _NonFiniteNumber(ValueError):
     pass
 
 
+class _DuplicateKey(ValueError):
+    """An object names the same key twice; ``key`` is that key."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
 def read_json_object(request: Request, max_depth: int) -> dict[str, Any]:
     """The request body as a JSON object, or a :class:`Problem` saying why not.
 
@@ -95,8 +106,16 @@ def parse_strict(text: str) -> Any:
     """Parse ``text`` as strict JSON; a 400 :class:`Problem` says where it fails."""
     try:
         return json.loads(
-            text, parse_constant=_refuse_constant, parse_float=_finite_float
+            text,
+            parse_constant=_refuse_constant,
+            parse_float=_finite_float,
+            object_pairs_hook=_unique_keys,
         )
+    except _DuplicateKey as error:
+        raise _malformed(
+            f"the key {json_value(error.key)} appears twice in one object; give"
+            " each key once (JSON leaves a repeated key's meaning undefined)"
+        ) from None
     except json.JSONDecodeError as error:
         where = _position(text, error.pos)
         raise _malformed(f"{error.msg} {where}") from None
@@ -153,6 +172,18 @@ def _position(text: str, offset: int) -> str:
     line = text.count("\n", 0, offset) + 1
     column = offset - text.rfind("\n", 0, offset)
     return f"at line {line}, column {column} (char {offset})"
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    document = dict(pairs)
+    if len(document) < len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _DuplicateKey(key)
+            seen.add(key)
+
+    return document
 
 
 def _refuse_constant(name: str) -> Any:

@@ -16,7 +16,6 @@ parameters seen as one JSON object (``/negative_slope``) and also name the
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -25,13 +24,18 @@ from typing import Any
 from marshmallow import ValidationError
 from werkzeug.exceptions import HTTPException
 
-from initlab.core.errors import FieldProblem, InvalidInput, LimitExceeded, Path
+from initlab.core.errors import (
+    FieldProblem,
+    InvalidInput,
+    LimitExceeded,
+    Path,
+    json_value,
+)
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 PROBLEM_TYPE_BASE = "https://initlab.dev/problems/"
 
 _MISSING = object()
-_VALUE_PREVIEW_CHARS = 80
 
 
 @dataclass(frozen=True)
@@ -194,15 +198,8 @@ def json_pointer(path: Iterable[str | int]) -> str:
 
 
 def describe_value(value: Any) -> str:
-    """A short JSON rendering of a value for an error message."""
-    try:
-        text = json.dumps(value, allow_nan=False, ensure_ascii=False)
-    except (TypeError, ValueError):
-        text = repr(value)
-    if len(text) > _VALUE_PREVIEW_CHARS:
-        text = text[: _VALUE_PREVIEW_CHARS - 1] + "…"
-
-    return text
+    """A short JSON rendering of a value for an error message (``json_value``)."""
+    return json_value(value)
 
 
 def message_with_value(message: str, value: Any = _MISSING) -> str:
@@ -258,7 +255,9 @@ def errors_from_validation_error(
     found = []
     for path, message in _flatten_messages(error.messages, ()):
         full_path = (*prefix, *path)
-        value = value_at(document, full_path) if document is not _MISSING else _MISSING
+        value = _MISSING
+        if document is not _MISSING and full_path:
+            value = value_at(document, full_path)
         found.append(
             FieldError(json_pointer(full_path), message_with_value(message, value))
         )
@@ -300,11 +299,21 @@ def limit_variable(limit: str) -> str:
     return "INITLAB_" + limit.upper()
 
 
-def from_http_exception(error: HTTPException) -> Problem:
-    """A Werkzeug HTTP error (404, 405, 413, ...) as a problem."""
+def from_http_exception(
+    error: HTTPException,
+    *,
+    max_body_bytes: int | None = None,
+    content_length: int | None = None,
+) -> Problem:
+    """A Werkzeug HTTP error (404, 405, 413, ...) as a problem.
+
+    For a 413, ``max_body_bytes`` is the configured limit and
+    ``content_length`` the size the client announced, when it did.
+    """
     status = error.code or 500
     kind = _KIND_BY_STATUS.get(status, OTHER_HTTP_ERROR)
     headers: dict[str, str] = {}
+    errors: list[FieldError] = []
     detail = error.description or kind.title
 
     if status == 404:
@@ -316,13 +325,19 @@ def from_http_exception(error: HTTPException) -> Problem:
             f"This path does not accept this method; use one of {', '.join(allowed)}."
         )
     elif status == 413:
+        limit = "its limit"
+        if max_body_bytes is not None:
+            limit = f"INITLAB_MAX_BODY_BYTES = {max_body_bytes} bytes"
+        sent = "" if content_length is None else f"; got {content_length} bytes"
         detail = (
-            "The body is larger than the server accepts; send a smaller spec or"
-            " raise INITLAB_MAX_BODY_BYTES on the server."
+            f"The body is larger than the server accepts, {limit}{sent}: send a"
+            " smaller spec (repeat groups and dims keep one short), or raise"
+            " INITLAB_MAX_BODY_BYTES on the server."
         )
+        errors.append(FieldError("", f"the body is over {limit}{sent}"))
 
     title = kind.title if kind is not OTHER_HTTP_ERROR else error.name
-    return Problem(kind, detail, status=status, title=title, headers=headers)
+    return Problem(kind, detail, errors, status=status, title=title, headers=headers)
 
 
 def internal_error() -> Problem:
@@ -338,6 +353,9 @@ def _field_error(problem: FieldProblem, prefix: Path, document: Any) -> FieldErr
     value = problem.value
     if value is None:
         value = value_at(document, full_path) if document is not _MISSING else _MISSING
+    if not full_path:
+        # A problem with the request as a whole: the whole body is no quote.
+        value = _MISSING
 
     message = message_with_value(problem.message, value)
     if problem.allowed and problem.allowed not in message:

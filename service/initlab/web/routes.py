@@ -18,8 +18,12 @@ from initlab.core.activations import (
     describe_activation,
     make_activation,
 )
-from initlab.core.errors import FieldProblem, InvalidInput, LimitExceeded
-from initlab.core.recommend import RecommendationResult, recommend
+from initlab.core.errors import FieldProblem, InvalidInput, LimitExceeded, json_value
+from initlab.core.recommend import (
+    RecommendationResult,
+    check_override_limits,
+    recommend,
+)
 from initlab.core.schemes import resolve_scheme, scheme_catalogue
 from initlab.core.spec import Spec, SpecLimits, expand
 from initlab.core.types import ExpandedSpec, SchemeChoice
@@ -47,6 +51,11 @@ def post_recommendations() -> Response:
     config = current_config()
     body = read_json_object(request, config.max_json_depth)
     spec, choices = _load_recommendation_request(body, config.spec_limits)
+    try:
+        # Before any pattern is read; patterns × tensors waits for the spec.
+        check_override_limits(len(choices["overrides"]), 0, config.spec_limits)
+    except LimitExceeded as error:
+        raise problems.invalid_input_problem(error, (), body) from None
 
     found: list[FieldProblem] = []
     scheme, overrides = _resolve_schemes(body, choices, found)
@@ -60,7 +69,7 @@ def post_recommendations() -> Response:
         raise problems.invalid_input_problem(InvalidInput(found), (), body)
 
     try:
-        result = recommend(expanded, scheme, overrides)
+        result = recommend(expanded, scheme, overrides, config.spec_limits)
     except InvalidInput as error:
         raise problems.invalid_input_problem(error, (), body) from None
 
@@ -70,6 +79,17 @@ def post_recommendations() -> Response:
 
 @blueprint.get("/v1/activations")
 def get_activations() -> Response:
+    repeated = [key for key in request.args if len(request.args.getlist(key)) > 1]
+    if repeated:
+        raise _query_problem(
+            FieldError(
+                problems.json_pointer((key,)),
+                f"the query parameter {key} is given"
+                f" {len(request.args.getlist(key))} times"
+                f" ({json_value(request.args.getlist(key))}); give it once",
+            )
+            for key in repeated
+        )
     try:
         query = ActivationQuerySchema().load(request.args)
     except ValidationError as error:
@@ -84,7 +104,7 @@ def get_activations() -> Response:
                 FieldError(
                     problems.json_pointer((key,)),
                     f"{key} describes one activation; add name= (e.g."
-                    f" name={_owner(key)}&{key}={query[key]!r}) or remove {key}",
+                    f" name={_owner(key)}&{key}={query[key]:g}) or remove {key}",
                 )
                 for key in parameters
             )
@@ -92,11 +112,11 @@ def get_activations() -> Response:
     else:
         try:
             activation = make_activation(query["name"], parameters)
+            summaries = [describe_activation(activation)]
         except InvalidInput as error:
             raise _query_problem(
                 problems.errors_from_invalid_input(error, (), request.args.to_dict())
             ) from None
-        summaries = [describe_activation(activation)]
 
     answer = {"activations": [_as_dict(summary) for summary in summaries]}
     return current_app.json.response(ActivationsResponseSchema().dump(answer))
@@ -119,7 +139,7 @@ def _load_recommendation_request(
         choices = RecommendationRequestSchema().load(body)
     except ValidationError as error:
         errors += problems.errors_from_validation_error(error, (), body)
-    if "spec" in body:
+    if body.get("spec") is not None:
         try:
             spec = load_spec(body["spec"], limits)
         except ValidationError as error:

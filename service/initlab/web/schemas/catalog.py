@@ -2,14 +2,25 @@
 
 ``GET /v1/activations`` takes the activation's own parameters as query
 parameters; the set of those is read from the core's table, so a parameter
-added there is accepted and documented here without an edit.
+added there is accepted and documented here without an edit. Query numbers are
+read as JSON numbers (``0.2``, ``1e-3``), not by Python's ``float``, which also
+takes ``1_0``, ``nan`` and ``infinity``.
 """
 
 from __future__ import annotations
 
+import math
+import re
+from typing import Any
+
 from marshmallow import Schema, fields, validate
 
 from initlab.core.activations import ACTIVATION_NAMES, ACTIVATION_PARAMETERS
+from initlab.core.errors import json_value
+from initlab.web.schemas.spec import OneOfWithHint, StrictSchema
+
+#: A number as JSON writes it (RFC 8259 §6).
+JSON_NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
 
 ACTIVATION_PARAMETER_NAMES: tuple[str, ...] = tuple(
     sorted({key for parameters in ACTIVATION_PARAMETERS.values() for key in parameters})
@@ -27,10 +38,39 @@ def _parameter_owners(parameter: str) -> str:
     return f"Parameter of {defaults}; needs `name`."
 
 
+class QueryNumber(fields.Float):
+    """A query parameter holding one number, written as JSON writes numbers."""
+
+    default_error_messages = {
+        "invalid": "must be a number written as in JSON, such as 0.2, -1 or 1e-3;"
+        " got {input}",
+        "overflow": "must be a finite number; got {input}, which overflows a"
+        " double-precision number",
+    }
+
+    def _deserialize(self, value: Any, attr, data, **kwargs) -> float:
+        if not isinstance(value, str) or not JSON_NUMBER.fullmatch(value):
+            raise self.make_error("invalid", input=json_value(value))
+        number = float(value)
+        if not math.isfinite(number):
+            raise self.make_error("overflow", input=json_value(value))
+
+        return number
+
+
+class _QuerySchema(StrictSchema):
+    """Query parameters: an unknown one is refused naming the allowed ones."""
+
+    error_messages = {
+        "unknown": "unknown query parameter {input}; allowed parameters:"
+        " {allowed}{hint}",
+    }
+
+
 def _activation_query_fields() -> dict[str, fields.Field]:
     query: dict[str, fields.Field] = {
         "name": fields.String(
-            validate=validate.OneOf(ACTIVATION_NAMES),
+            validate=OneOfWithHint(ACTIVATION_NAMES, "activation"),
             metadata={
                 "description": "Describe only this activation (with the parameters"
                 " given alongside); omit it for every activation with default"
@@ -39,14 +79,14 @@ def _activation_query_fields() -> dict[str, fields.Field]:
         )
     }
     for parameter in ACTIVATION_PARAMETER_NAMES:
-        query[parameter] = fields.Float(
+        query[parameter] = QueryNumber(
             allow_nan=False, metadata={"description": _parameter_owners(parameter)}
         )
 
     return query
 
 
-ActivationQuerySchema = Schema.from_dict(
+ActivationQuerySchema = _QuerySchema.from_dict(
     _activation_query_fields(), name="ActivationQuerySchema"
 )
 """Query parameters of GET /v1/activations: ``name`` and the activation's own."""

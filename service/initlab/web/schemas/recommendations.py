@@ -13,8 +13,10 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields
 
+from initlab.core.errors import json_value
 from initlab.core.schemes import Scheme, SchemeOption
 from initlab.core.types import SchemeChoice
+from initlab.web.schemas.spec import SPEC_SHAPE, StrictSchema
 
 AUTO_SCHEME = "auto"
 DISTRIBUTIONS = ["normal", "uniform", "truncated_normal", "orthogonal", "constant"]
@@ -69,9 +71,10 @@ def _option_json_schema(option: SchemeOption) -> dict[str, Any]:
     }
     if option.choices:
         described["enum"] = [*option.choices, *([None] if option.nullable else [])]
-    if option.minimum is not None:
+    if option.type != "string":
         bound = "exclusiveMinimum" if option.exclusive_minimum else "minimum"
-        described[bound] = option.minimum
+        described[bound] = option.lowest
+        described["maximum"] = option.highest
 
     return described
 
@@ -123,7 +126,7 @@ class OverridesField(fields.Field):
     default_error_messages = {
         "invalid": "must be an object mapping glob patterns to schemes; got {input}",
         "empty_pattern": "a pattern must be a non-empty glob over parameter or layer"
-        ' names, e.g. "h.*.attn.o.weight"',
+        ' names, e.g. "h.*.attn.o.weight"; got the pattern {input}',
     }
 
     def _deserialize(
@@ -137,7 +140,8 @@ class OverridesField(fields.Field):
         errors: dict[str, list[str]] = {}
         for pattern, scheme in value.items():
             if not pattern.strip():
-                errors[pattern] = [self.error_messages["empty_pattern"]]
+                message = self.error_messages["empty_pattern"]
+                errors[pattern] = [message.format(input=json_value(pattern))]
                 continue
             try:
                 overrides[pattern] = scheme_field.deserialize(scheme)
@@ -162,19 +166,24 @@ class ResolvedSchemeField(fields.Field):
 
 
 def _preview(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 80 else text[:79] + "…"
+    return json_value(value)
 
 
-class RecommendationRequestSchema(Schema):
+class RecommendationRequestSchema(StrictSchema):
     """Body of POST /v1/recommendations, apart from the spec's own rules.
 
     ``spec`` is loaded by :func:`initlab.web.schemas.spec.load_spec`; here it
-    only has to be present.
+    only has to be present. An unknown member is refused naming the allowed
+    ones.
     """
 
+    what = "request body"
     spec = fields.Raw(
         required=True,
+        error_messages={
+            "required": f"required: {SPEC_SHAPE}",
+            "null": f"required: {SPEC_SHAPE}; got null",
+        },
         metadata={
             "description": "The architecture: named sizes and layers in forward order.",
             "allOf": [_component("Spec")],
@@ -282,8 +291,9 @@ class ParameterRecommendationSchema(Schema):
         allow_none=True,
         metadata={
             "description": "The number of inputs each output really sums over (a"
-            " transposed conv or an in_out layout can differ from fan_in); null"
-            " when it does not apply."
+            " transposed conv, a grouped conv, an embedding or an in_out layout"
+            " can differ from fan_in). Given, with signal_fan_out, when at least"
+            " one of the two differs from the library's fans; null otherwise."
         },
     )
     signal_fan_out = fields.Integer(
@@ -362,7 +372,19 @@ class OverrideResultSchema(Schema):
     matched = fields.List(
         fields.String(),
         required=True,
-        metadata={"description": "Names of the parameters the pattern matches."},
+        metadata={
+            "description": "Names of the parameters this override set: those the"
+            " pattern matches, less those it leaves to a policy (biases under a"
+            " weight scheme, norm parameters, tied tensors) or to a later override."
+        },
+    )
+    notes = fields.List(
+        fields.String(),
+        required=True,
+        metadata={
+            "description": "Which matched tensors the override left alone, and why;"
+            " one sentence each."
+        },
     )
 
 

@@ -13,8 +13,6 @@ document, the layer union as ``oneOf`` with a ``discriminator`` on ``kind``.
 
 from __future__ import annotations
 
-import difflib
-import json
 import re
 from collections.abc import Mapping
 from typing import Any, ClassVar
@@ -32,27 +30,29 @@ from initlab.core.activations import (
     ACTIVATION_PARAMETERS,
     activation_from_json,
 )
-from initlab.core.errors import InvalidInput
+from initlab.core.errors import InvalidInput, closest, json_value
 
 _DIM_NAME = re.compile(core.DIM_NAME_PATTERN)
+
+#: What a spec is, for the messages that find none.
+SPEC_SHAPE = (
+    "the architecture spec, an object with 'layers' (its layers and groups in"
+    " forward order) and optional 'dims' (named sizes); see examples/, such as"
+    " examples/mlp-3layer.spec.json"
+)
 _REQUIRED = fields.Field.default_error_messages["required"]
 _NULL = fields.Field.default_error_messages["null"]
 _COMPONENTS = "#/components/schemas/"
 
 
 def _show(value: Any) -> str:
-    """A value as the user wrote it in JSON, for error messages."""
-    try:
-        return json.dumps(value, allow_nan=False)
-    except (TypeError, ValueError):
-        return repr(value)
+    """A value as the user wrote it in JSON, cut to 80 characters, for messages."""
+    return json_value(value)
 
 
 def _did_you_mean(word: object, choices: tuple[str, ...] | list[str]) -> str:
-    if not isinstance(word, str):
-        return ""
-    close = difflib.get_close_matches(word, choices, n=1)
-    return f" — did you mean {close[0]!r}?" if close else ""
+    close = closest(word, choices)
+    return f" — did you mean {json_value(close)}?" if close else ""
 
 
 # --- Fields -------------------------------------------------------------------
@@ -160,15 +160,22 @@ class StrictBoolean(fields.Boolean):
         raise self.make_error("invalid", input=_show(value))
 
 
+class _NamePattern(validators.Regexp):
+    """The name pattern, quoting the value as JSON and cut to 80 characters."""
+
+    def _format_error(self, value: Any) -> str:
+        return self.error.format(input=_show(value))
+
+
 class Name(fields.String):
     """A layer or group name: one path segment of the parameter names."""
 
     def __init__(self, **kwargs):
         super().__init__(
-            validate=validators.Regexp(
+            validate=_NamePattern(
                 core.NAME_PATTERN,
-                error="name {input!r} is not one path segment: use 1 to 128 letters,"
-                " digits, '_' or '-' (no dots: nesting makes the dotted path)",
+                error="a name must be one path segment: 1 to 128 letters, digits,"
+                " '_' or '-' (no dots: nesting makes the dotted path); got {input}",
             ),
             **kwargs,
         )
@@ -176,18 +183,20 @@ class Name(fields.String):
 
 def _choice(choices: tuple[str, ...], what: str, **kwargs) -> fields.String:
     """A string field allowing ``choices``, with a did-you-mean message."""
-    return fields.String(validate=_OneOfWithHint(choices, what), **kwargs)
+    return fields.String(validate=OneOfWithHint(choices, what), **kwargs)
 
 
-class _OneOfWithHint(validators.OneOf):
+class OneOfWithHint(validators.OneOf):
+    """One of ``choices``: the message quotes the value as JSON and may suggest one."""
+
     def __init__(self, choices: tuple[str, ...], what: str) -> None:
         super().__init__(
-            choices, error=f"unknown {what} {{input!r}}; allowed: {{choices}}{{hint}}"
+            choices, error=f"unknown {what} {{input}}; allowed: {{choices}}{{hint}}"
         )
 
     def _format_error(self, value: Any) -> str:
         return self.error.format(
-            input=value,
+            input=_show(value),
             choices=self.choices_text,
             hint=_did_you_mean(value, list(self.choices)),
         )
@@ -219,9 +228,9 @@ class Dims(fields.Field):
     default_error_messages = {
         "type": "dims must be an object of named positive integers, such as"
         ' {{"d_model": 768}}; got {input}',
-        "name": "dim name {input!r} is not an identifier; use letters, digits and"
-        " '_', not starting with a digit",
-        "value": "dim {name!r} must be a positive integer; got {input}",
+        "name": "a dim name must be an identifier (letters, digits and '_', not"
+        " starting with a digit); got {input}",
+        "value": "dim {name} must be a positive integer; got {input}",
     }
 
     def _deserialize(self, value: Any, attr, data, **kwargs) -> dict[str, int]:
@@ -231,10 +240,10 @@ class Dims(fields.Field):
         errors: dict[str, list[str]] = {}
         for name, size in value.items():
             if not _DIM_NAME.match(name):
-                errors[name] = [self.error_messages["name"].format(input=name)]
+                errors[name] = [self.error_messages["name"].format(input=_show(name))]
             elif isinstance(size, bool) or not isinstance(size, int) or size < 1:
                 message = self.error_messages["value"]
-                errors[name] = [message.format(name=name, input=_show(size))]
+                errors[name] = [message.format(name=_show(name), input=_show(size))]
         if errors:
             raise ValidationError(errors)
 
@@ -263,7 +272,7 @@ class LayerField(fields.Field):
         schema = _schema_for_kind(kind) if isinstance(kind, str) else None
         if schema is None:
             message = self.error_messages["kind_unknown"].format(
-                input=repr(kind) if isinstance(kind, str) else _show(kind),
+                input=_show(kind),
                 choices=choices,
                 hint=_did_you_mean(kind, core.ITEM_KINDS),
             )
@@ -303,18 +312,20 @@ class StrictSchema(Schema):
     """Refuses unknown fields, naming the allowed ones; explains missing fields.
 
     marshmallow stores the class-level ``unknown`` template as it is; it is
-    filled in by :meth:`handle_error`, which knows the field's name.
+    filled in by :meth:`handle_error`, which knows the field's name. ``what``
+    names the object in messages; ``instead`` maps a field people reach for
+    by habit to what the object takes in its place.
     """
 
     class Meta:
         unknown = RAISE
 
     what: ClassVar[str] = "object"
+    instead: ClassVar[dict[str, str]] = {}
     error_messages = {
-        "unknown": "unknown field {input!r} in a {what}; allowed fields: {allowed}"
-        "{hint}",
-        "required": "missing: a {what} needs {input!r}",
-        "null": "{input!r} must not be null; got null: give a value, or leave the"
+        "unknown": "unknown field {input} in {what}; allowed fields: {allowed}{hint}",
+        "required": "missing: {what} needs {input}{choices}",
+        "null": "{input} must not be null; got null: give a value, or leave the"
         " field out where it is optional",
         "type": "must be a JSON object",
     }
@@ -334,18 +345,37 @@ class StrictSchema(Schema):
         raise ValidationError(explained, data=data, valid_data=error.valid_data)
 
     def _explain(self, key: Any, text: Any, allowed: list[str]) -> Any:
+        what = f"{'an' if self.what[0] in 'aeiou' else 'a'} {self.what}"
         if text == self.error_messages["unknown"]:
+            hint = _did_you_mean(key, allowed)
+            if key in self.instead:
+                hint = f"; {self.instead[key]}"
             return text.format(
-                input=key,
-                what=self.what,
-                allowed=", ".join(allowed),
-                hint=_did_you_mean(key, allowed),
+                input=_show(key), what=what, allowed=", ".join(allowed), hint=hint
             )
         if text in (_REQUIRED, _NULL):
             template = self.error_messages["required" if text == _REQUIRED else "null"]
-            return template.format(input=key, what=self.what)
+            return template.format(
+                input=_show(key), what=what, choices=self._choices(key)
+            )
 
         return text
+
+    def _choices(self, key: Any) -> str:
+        """``"; allowed: pre, post, none"`` for a field with a list of words."""
+        field = next(
+            (
+                field
+                for name, field in self.load_fields.items()
+                if (field.data_key or name) == key
+            ),
+            None,
+        )
+        for validator in getattr(field, "validators", ()):
+            if isinstance(validator, validators.OneOf):
+                return f"; allowed: {', '.join(map(str, validator.choices))}"
+
+        return ""
 
 
 class _LayerSchema(StrictSchema):
@@ -421,6 +451,12 @@ class NormLayerSchema(_LayerSchema):
 
 class AttentionLayerSchema(StrictSchema):
     what = "attention layer"
+    instead = {
+        "in": "an attention layer takes d_model, its input and output width,"
+        " instead of in and out",
+        "out": "an attention layer takes d_model, its input and output width,"
+        " instead of in and out",
+    }
     kind = _choice(("attention",), "kind", required=True)
     name = Name()
     d_model = Size(required=True)
@@ -438,6 +474,12 @@ class AttentionLayerSchema(StrictSchema):
 
 class GatedMlpLayerSchema(StrictSchema):
     what = "gated MLP"
+    instead = {
+        "in": "a gated MLP takes d_model, its input and output width, and d_ff,"
+        " its hidden width, instead of in and out",
+        "out": "a gated MLP takes d_model, its input and output width, and d_ff,"
+        " its hidden width, instead of in and out",
+    }
     kind = _choice(("gated_mlp",), "kind", required=True)
     name = Name()
     d_model = Size(required=True)
@@ -547,6 +589,7 @@ class SpecSchema(StrictSchema):
     """
 
     what = "spec"
+    error_messages = {"type": f"must be {SPEC_SHAPE}"}
     dims = Dims(metadata={"description": "Named sizes; default none."})
     layers = _layer_list("a spec", required=True)
 
