@@ -17,8 +17,10 @@ import numpy
 import pytest
 from werkzeug.test import TestResponse
 
+from initlab.core.errors import InvalidInput
 from initlab.core.propagation import AnalyticLayer
 from initlab.core.statistics import MONTE_CARLO_STATISTICS
+from initlab.web import statistics_routes
 from initlab.web.config import Config, StatisticsLimits, settings
 from initlab.web.schemas.statistics import ANALYTIC_VALUES, MONTE_CARLO_VALUES
 
@@ -529,3 +531,34 @@ def test_a_spec_with_more_layers_than_allowed_is_refused_before_any_work(
     assert pointers(body) == ["/spec"]
     assert "4 layers" in message_at(body, "/spec")
     assert "INITLAB_MAX_STATISTICS_LAYERS" in body["detail"]
+
+
+def test_a_problem_of_the_whole_network_points_at_the_init(
+    api: ContractClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The engines report a signal that leaves what they can integrate at ();
+    # drawing the weights smaller is the fix, so the problem is the init's.
+    def explodes(*args, **kwargs):
+        raise InvalidInput.at((), "the signal explodes at fc3", 1e13)
+
+    monkeypatch.setattr(statistics_routes, "compute_statistics", explodes)
+
+    response = api.post("/v1/statistics", json_body={"spec": MLP})
+
+    body = problem_of(response, 422, "validation")
+    assert pointers(body) == ["/init"]
+    assert "explodes" in message_at(body, "/init")
+
+
+def test_the_phase_of_a_too_large_input_points_at_the_input(
+    api: ContractClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def refuses(*args, **kwargs):
+        raise InvalidInput.at(("q_input",), "q_input must be at most 1e12", 2e12)
+
+    monkeypatch.setattr(statistics_routes, "compute_statistics", refuses)
+
+    response = api.post("/v1/statistics", json_body={"spec": MLP})
+
+    body = problem_of(response, 422, "validation")
+    assert pointers(body) == ["/input/second_moment"]

@@ -144,6 +144,7 @@ def test_the_same_query_gives_the_same_bytes(api: ContractClient) -> None:
         ({"depth": "2.5"}, "/depth", "integer"),
         ({"sigma_b2": "-0.1"}, "/sigma_b2", "≥ 0"),
         ({"sigma_b2": "nan"}, "/sigma_b2", "number"),
+        ({"input_second_moment": "2e12"}, "/input_second_moment", "1e12"),
         ({"schemes": "kaiming_normal,,xavier_normal"}, "/schemes", "commas"),
         ({"method": "exact"}, "/method", "analytic"),
         ({"activation": "swish"}, "/activation", "silu"),

@@ -67,14 +67,24 @@ OVERFLOW_NOTE = (
 )
 BUDGETS = ("compute_budget", "memory_budget")
 
-# Where the core's argument names sit in the request body.
+# Where the core's argument names sit in the request body. The phase of the
+# stack starts its length map at the first layer's q (``q_input``), which the
+# input sets; a problem of the whole network (a signal that explodes beyond
+# what the quadratures reach, at path ()) is fixed by drawing it smaller.
 _REQUEST_PATHS: dict[str, Path] = {
     "scheme": ("init",),
     "input_second_moment": ("input", "second_moment"),
     "input_correlation": ("input", "correlation"),
+    "q_input": ("input", "second_moment"),
     "layers": ("spec", "layers"),
     "dims": ("spec", "dims"),
 }
+_NETWORK_PATH: Path = ("init",)
+# The same for the propagation chart's query parameters.
+_CHART_PATHS: dict[str, Path] = {
+    "q_input": ("input_second_moment",),
+}
+_CHART_NETWORK_PATH: Path = ("schemes",)
 # A phase-diagram axis's ends, as the core names them, and as the query does.
 _GRID_ENDS = {"minimum": "min", "maximum": "max", "steps": "steps"}
 
@@ -217,17 +227,22 @@ def _refuse_over_layer_count(expanded: ExpandedSpec, limits: StatisticsLimits) -
     )
 
 
-def _at_request_paths(error: InvalidInput) -> InvalidInput:
-    """``error`` with each path moved to where its field sits in the body.
+def _at_request_paths(
+    error: InvalidInput,
+    paths: Mapping[str, Path] = _REQUEST_PATHS,
+    network: Path = _NETWORK_PATH,
+) -> InvalidInput:
+    """``error`` with each path moved to where its field sits in the request.
 
-    The core names its arguments (``scheme``, ``input_second_moment``) and
-    reports the problems of a spec relative to it (``("layers", 3)``).
+    The core names its arguments (``scheme``, ``input_second_moment``),
+    reports the problems of a spec relative to it (``("layers", 3)``) and
+    those of the whole network at ``()``, which go to ``network``.
     """
     moved = []
     for problem in error.problems:
-        path = problem.path
-        if path and isinstance(path[0], str) and path[0] in _REQUEST_PATHS:
-            path = (*_REQUEST_PATHS[path[0]], *path[1:])
+        path = problem.path or network
+        if isinstance(path[0], str) and path[0] in paths:
+            path = (*paths[path[0]], *path[1:])
         moved.append(
             FieldProblem(path, problem.message, problem.value, problem.allowed)
         )
@@ -353,7 +368,8 @@ def get_propagation_chart() -> Response:
         cost = _propagation_chart_cost(activation, schemes, arguments, config)
         raise _budget_problem(error, cost, limits, query=True) from None
     except InvalidInput as error:
-        raise _query_problem(problems.errors_from_invalid_input(error)) from None
+        moved = _at_request_paths(error, _CHART_PATHS, _CHART_NETWORK_PATH)
+        raise _query_problem(problems.errors_from_invalid_input(moved)) from None
 
     answer = {
         **_fields(chart),

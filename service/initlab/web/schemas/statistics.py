@@ -1190,8 +1190,20 @@ PropagationQuerySchema = QuerySchema.from_dict(
                 "maximum": MAX_SEED,
             },
         ),
-        "input_second_moment": _query_number(
-            1.0, "E[x²] of the input features.", exclusive=True
+        "input_second_moment": QueryNumber(
+            load_default=1.0,
+            validate=validate.Range(
+                min=0,
+                max=MAX_INPUT_SECOND_MOMENT,
+                min_inclusive=False,
+                error="must be a number in (0, 1e12]; got {input}",
+            ),
+            metadata={
+                "description": "E[x²] of the input features.",
+                "default": 1.0,
+                "exclusiveMinimum": 0,
+                "maximum": MAX_INPUT_SECOND_MOMENT,
+            },
         ),
     },
     name="PropagationQuerySchema",
