@@ -147,6 +147,16 @@ def reference_fixed_point(name: str, sigma_w2: float, sigma_b2: float) -> float:
     )
 
 
+def reference_fixed_point_unbounded(name, sigma_w2, low, high):
+    """q* by brentq on σ_w²E[φ²] − q over a bracket [low, high] (σ_b² = 0)."""
+    f = REFERENCE[name][0]
+
+    def excess(q: float) -> float:
+        return sigma_w2 * reference_expectation(lambda x: f(x) ** 2, q) - q
+
+    return optimize.brentq(excess, low, high, xtol=1e-12, rtol=1e-14)
+
+
 ERF = meanfield._Nonlinearity(
     special.erf, lambda x: 2 / math.sqrt(math.pi) * np.exp(-x * x), 1.0
 )
@@ -633,6 +643,23 @@ def test_the_fixed_point_reached_depends_on_where_the_length_map_starts():
     # χ₁ tends to σ_w²·½(φ'(+∞)² + φ'(−∞)²) = 2.5/2.
     assert above.chi_1 == 1.25
     assert above.phase == "chaotic"
+
+
+def test_a_map_neutral_to_rounding_is_not_taken_for_a_fixed_point():
+    # Softplus at σ_w² = 2: L(q) − q = 2(E[φ²] − q/2) > 0 shrinks like 1/√q,
+    # below rounding of L beyond q ≈ 1e9, so q creeps up forever (like l^{2/3}).
+    softplus = make_activation("softplus")
+
+    point = fixed_point(softplus, 2.0, 0.0)
+    assert point.q_star is None
+    assert point.length_regime == "diverges"
+    assert point.chi_1 == 1.0
+    assert point.phase == "critical"
+    # Just below, the fixed point exists and is found far out.
+    below = fixed_point(softplus, 1.999, 0.0)
+    assert below.q_star == pytest.approx(
+        reference_fixed_point_unbounded("softplus", 1.999, 100.0, 1000.0), rel=1e-9
+    )
 
 
 def test_diverging_length_maps_report_their_limiting_slopes():

@@ -106,6 +106,7 @@ _POLAR_CHUNK_ELEMENTS = 1 << 16
 _TABLE_SECOND_MOMENTS = np.geomspace(1e-14, MAX_SECOND_MOMENT, 26 * 20 + 1)
 _MAX_REFINEMENTS = 200
 _FIXED_POINT_CHUNK = 2048
+_LENGTH_MAP_RESOLUTION = 1e-13
 # The Gauss rules are trusted while q ≤ 1e4 feature widths squared: beyond,
 # an activation's feature can fall between all their nodes near 0, where every
 # rule sees the same saturated values and "converges" on them. Such points go
@@ -1230,7 +1231,8 @@ def _length_fixed_points(
     The length map L is increasing, so its iterates from q_input move
     monotonically to the first fixed point in their direction. That point is
     found as the first sign change of g(q) = L(q) − q on the tabulated grid
-    beyond q_input, then refined by Newton's method kept inside the bracket.
+    beyond q_input (signs within rounding of 0 do not count: see
+    :func:`_excess_sign`), then refined by Newton's method inside the bracket.
     When g has no sign change below q_input and g(0) = 0 (σ_b² = 0, φ(0) = 0),
     the map collapses to 0: geometrically when σ_w²·φ'(0)² < 1, like 1/l when
     it equals 1 (tanh at σ_w² = 1).
@@ -1255,45 +1257,43 @@ def _length_fixed_points(
     q_star = np.full(sigma_w2.shape, np.nan)
     regime = np.full(sigma_w2.shape, "diverges", dtype=object)
     at_input = _moments(act, q_input).second_moment
-    excess = _length_map(at_input, sigma_w2, sigma_b2) - q_input
-    q_star[excess == 0] = q_input[excess == 0]
-    regime[excess == 0] = "converges"
+    direction = _excess_sign(at_input, sigma_w2, sigma_b2, q_input)
+    settled = direction == 0
+    q_star[settled] = q_input[settled]
+    regime[settled] = "converges"
 
     table = _TABLE_SECOND_MOMENTS
-    excess_table = (
-        _length_map(
-            _length_table(act)[0][None, :], sigma_w2[:, None], sigma_b2[:, None]
-        )
-        - table[None, :]
+    signs = _excess_sign(
+        _length_table(act)[0][None, :],
+        sigma_w2[:, None],
+        sigma_b2[:, None],
+        table[None, :],
     )
-    low = np.full(sigma_w2.shape, np.nan)
-    high = np.full(sigma_w2.shape, np.nan)
-
-    rising = np.flatnonzero(excess > 0)
-    crossed = (excess_table[rising] <= 0) & (table > q_input[rising, None])
-    found = crossed.any(axis=1)
-    first = np.argmax(crossed, axis=1)
-    for point, index in zip(rising[found], first[found], strict=True):
-        low[point] = max(q_input[point], table[index - 1] if index > 0 else 0.0)
-        high[point] = table[index]
-
-    falling = np.flatnonzero(excess < 0)
-    crossed = (excess_table[falling] >= 0) & (table < q_input[falling, None])
-    found = crossed.any(axis=1)
-    last = table.size - 1 - np.argmax(crossed[:, ::-1], axis=1)
-    for point, index in zip(falling[found], last[found], strict=True):
-        low[point] = table[index]
-        high[point] = min(q_input[point], table[index + 1])
-    bottom = falling[~found]
     at_zero = _length_map(
         _zero_variance_moments(_nonlinearity(act))[1], sigma_w2, sigma_b2
     )
-    collapsed = bottom[at_zero[bottom] == 0]
-    q_star[collapsed] = 0.0
-    regime[collapsed] = "collapses"
-    tiny = bottom[at_zero[bottom] > 0]
-    low[tiny] = 0.0
-    high[tiny] = table[0]
+    low = np.full(sigma_w2.shape, np.nan)
+    high = np.full(sigma_w2.shape, np.nan)
+    for point in np.flatnonzero(direction > 0):
+        above = table > q_input[point]
+        crossing = np.flatnonzero(above & (signs[point] < 0))
+        if crossing.size == 0:
+            continue
+        high[point] = table[crossing[0]]
+        before = np.flatnonzero(above & (table < high[point]) & (signs[point] > 0))
+        low[point] = table[before[-1]] if before.size else q_input[point]
+    for point in np.flatnonzero(direction < 0):
+        below = table < q_input[point]
+        crossing = np.flatnonzero(below & (signs[point] > 0))
+        if crossing.size == 0 and at_zero[point] == 0:
+            q_star[point] = 0.0
+            regime[point] = "collapses"
+            continue
+        low[point] = table[crossing[-1]] if crossing.size else 0.0
+        after = np.flatnonzero(below & (table > low[point]) & (signs[point] < 0))
+        high[point] = table[after[0]] if after.size else q_input[point]
+
+    tiny = np.flatnonzero(low == 0)
     # Below the table L is linear to rounding, L(q) ≈ L(0) + σ_w²·E[φ'(0)²]·q:
     # Newton starts at that line's fixed point, which may lie many decades
     # below the table (σ_b² = 1e-200 puts q* near 1e-200).
@@ -1301,7 +1301,7 @@ def _length_fixed_points(
     gain = sigma_w2[tiny] * _zero_variance_moments(_nonlinearity(act))[2]
     with np.errstate(divide="ignore"):
         linear = np.where(gain < 1, at_zero[tiny] / (1 - gain), start[tiny])
-    start[tiny] = np.clip(linear, np.finfo(float).tiny, table[0])
+    start[tiny] = np.clip(linear, np.finfo(float).tiny, high[tiny])
 
     bracketed = np.flatnonzero(np.isfinite(low))
     q_star[bracketed] = _refine_length_fixed_points(
@@ -1314,6 +1314,26 @@ def _length_fixed_points(
     )
     regime[bracketed] = "converges"
     return q_star, regime
+
+
+def _excess_sign(
+    second_moment: np.ndarray,
+    sigma_w2: np.ndarray,
+    sigma_b2: np.ndarray,
+    q: np.ndarray,
+) -> np.ndarray:
+    """The sign of g(q) = L(q) − q, or 0 where |g| is within 1e-13 of L(q).
+
+    L is computed to about 1e-14 of itself, so a smaller g has no reliable
+    sign: such a map is neutral to the precision of the quadrature (softplus
+    at σ_w² = 2, where g(q) ~ 1/√q, or a fixed point with χ_q within 1e-12
+    of 1), and it is not taken for a crossing.
+    """
+    length = _length_map(second_moment, sigma_w2, sigma_b2)
+    excess = length - q
+    return np.where(
+        np.abs(excess) <= _LENGTH_MAP_RESOLUTION * length, 0.0, np.sign(excess)
+    )
 
 
 def _homogeneous_length_fixed_points(
