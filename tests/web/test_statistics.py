@@ -19,6 +19,7 @@ from werkzeug.test import TestResponse
 
 from initlab.core.errors import InvalidInput
 from initlab.core.propagation import AnalyticLayer
+from initlab.core.spec import SpecLimits
 from initlab.core.statistics import MONTE_CARLO_STATISTICS
 from initlab.web import statistics_routes
 from initlab.web.config import Config, StatisticsLimits, settings
@@ -562,3 +563,18 @@ def test_the_phase_of_a_too_large_input_points_at_the_input(
 
     body = problem_of(response, 422, "validation")
     assert pointers(body) == ["/input/second_moment"]
+
+
+def test_the_override_limits_apply_as_in_recommendations(
+    make_api: Callable[[Config], ContractClient],
+) -> None:
+    api = make_api(Config(spec_limits=SpecLimits(max_overrides=1)))
+    overrides = {"fc0": "xavier_normal", "fc1": "xavier_normal"}
+
+    response = api.post(
+        "/v1/statistics", json_body={"spec": MLP, "overrides": overrides}
+    )
+
+    body = problem_of(response, 422, "limit-exceeded")
+    assert (body["limit"], body["limit_value"]) == ("max_overrides", 1)
+    assert pointers(body) == ["/overrides"]

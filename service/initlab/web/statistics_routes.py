@@ -26,7 +26,11 @@ from marshmallow import Schema, ValidationError
 from initlab.core import montecarlo
 from initlab.core.activations import make_activation
 from initlab.core.errors import FieldProblem, InvalidInput, LimitExceeded, Path
-from initlab.core.recommend import RecommendationResult, recommend
+from initlab.core.recommend import (
+    RecommendationResult,
+    check_override_limits,
+    recommend,
+)
 from initlab.core.schemes import resolve_scheme
 from initlab.core.spec import Spec, SpecLimits, expand
 from initlab.core.statistics import (
@@ -98,6 +102,11 @@ def post_statistics() -> Response:
     limits = config.statistics_limits
     body = read_json_object(request, config.max_json_depth)
     spec, choices = _load_statistics_request(body, config.spec_limits)
+    try:
+        # As in /v1/recommendations: before any pattern is read.
+        check_override_limits(len(choices["overrides"]), 0, config.spec_limits)
+    except LimitExceeded as error:
+        raise problems.invalid_input_problem(error, (), body) from None
 
     found: list[FieldProblem] = []
     init, overrides = _resolve_init(body, choices, found)
@@ -120,7 +129,7 @@ def post_statistics() -> Response:
     _refuse_over_layer_count(expanded, limits)
 
     try:
-        recommendation = recommend(expanded, init, overrides)
+        recommendation = recommend(expanded, init, overrides, config.spec_limits)
     except InvalidInput as error:
         raise problems.invalid_input_problem(
             _at_request_paths(error), (), body

@@ -14,16 +14,16 @@ what holds everywhere (a batch is a positive integer).
 
 from __future__ import annotations
 
-import math
 import re
 from typing import Any
 
 from marshmallow import Schema, fields, validate
 
 from initlab.core.activations import ACTIVATION_NAMES, ACTIVATION_PARAMETERS
+from initlab.core.errors import json_value
 from initlab.core.statistics import METHODS
 from initlab.core.types import SchemeChoice
-from initlab.web.schemas.catalog import ACTIVATION_PARAMETER_NAMES
+from initlab.web.schemas.catalog import ACTIVATION_PARAMETER_NAMES, QueryNumber
 from initlab.web.schemas.recommendations import (
     AUTO_SCHEME,
     RESOLVED_SCHEME_COMPONENT,
@@ -33,7 +33,7 @@ from initlab.web.schemas.recommendations import (
     ResolvedSchemeField,
     SchemeRequestField,
 )
-from initlab.web.schemas.spec import StrictBoolean, StrictSchema
+from initlab.web.schemas.spec import OneOfWithHint, StrictBoolean, StrictSchema
 
 DEFAULT_METHOD = "both"
 DEFAULT_BATCH_SIZE = 64
@@ -60,11 +60,6 @@ def _component(name: str) -> dict[str, Any]:
     return {"$ref": f"#/components/schemas/{name}"}
 
 
-def _show(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 80 else text[:79] + "…"
-
-
 class JsonNumber(fields.Float):
     """A finite JSON number: ``"1.5"`` and ``true`` are mistakes in a JSON body."""
 
@@ -75,7 +70,7 @@ class JsonNumber(fields.Float):
 
     def _validated(self, value: Any) -> float:
         if isinstance(value, bool) or not isinstance(value, int | float):
-            raise self.make_error("invalid", input=_show(value))
+            raise self.make_error("invalid", input=json_value(value))
 
         return super()._validated(value)
 
@@ -87,7 +82,7 @@ class JsonInteger(fields.Integer):
 
     def _validated(self, value: Any) -> int:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise self.make_error("invalid", input=_show(value))
+            raise self.make_error("invalid", input=json_value(value))
 
         return value
 
@@ -183,9 +178,7 @@ class StatisticsRequestSchema(StrictSchema):
     )
     method = fields.String(
         load_default=DEFAULT_METHOD,
-        validate=validate.OneOf(
-            METHODS, error="must be one of: {choices}; got {input!r}"
-        ),
+        validate=OneOfWithHint(METHODS, "method"),
         metadata={
             "description": "`analytic`: the infinite-width mean-field prediction"
             " only (always within budget); `monte_carlo`: finite-width networks"
@@ -1007,28 +1000,7 @@ class PhaseDiagramChartSchema(Schema):
 
 # --- query parameters -------------------------------------------------------------
 
-# A number as JSON writes it (RFC 8259 §6); Python's float() also takes "1_0",
-# "nan" and "infinity".
-_QUERY_NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
 _QUERY_INTEGER = re.compile(r"-?(?:0|[1-9][0-9]*)")
-
-
-class QueryNumber(fields.Float):
-    """A query parameter holding one finite number, written as JSON writes it."""
-
-    default_error_messages = {
-        "invalid": "must be a number written as in JSON, such as 0.05 or 1e-3;"
-        " got {input}",
-    }
-
-    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs) -> float:
-        if not isinstance(value, str) or not _QUERY_NUMBER.fullmatch(value):
-            raise self.make_error("invalid", input=_show(value))
-        number = float(value)
-        if not math.isfinite(number):
-            raise self.make_error("invalid", input=_show(value))
-
-        return number
 
 
 class QueryInteger(fields.Integer):
@@ -1040,7 +1012,7 @@ class QueryInteger(fields.Integer):
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs) -> int:
         if not isinstance(value, str) or not _QUERY_INTEGER.fullmatch(value):
-            raise self.make_error("invalid", input=_show(value))
+            raise self.make_error("invalid", input=json_value(value))
 
         return int(value)
 
@@ -1058,7 +1030,7 @@ class QuerySchemeList(fields.Field):
     ) -> tuple[str, ...]:
         names = tuple(name.strip() for name in str(value).split(","))
         if not all(names):
-            raise self.make_error("invalid", input=_show(value))
+            raise self.make_error("invalid", input=json_value(value))
 
         return names
 
@@ -1079,9 +1051,7 @@ def _activation_fields(default: str) -> dict[str, fields.Field]:
     described: dict[str, fields.Field] = {
         "activation": fields.String(
             load_default=default,
-            validate=validate.OneOf(
-                ACTIVATION_NAMES, error="must be one of: {choices}; got {input!r}"
-            ),
+            validate=OneOfWithHint(ACTIVATION_NAMES, "activation"),
             metadata={
                 "description": f"The activation φ of every layer (default {default}).",
                 "default": default,
@@ -1156,9 +1126,7 @@ PropagationQuerySchema = QuerySchema.from_dict(
         ),
         "method": fields.String(
             load_default=DEFAULT_METHOD,
-            validate=validate.OneOf(
-                METHODS, error="must be one of: {choices}; got {input!r}"
-            ),
+            validate=OneOfWithHint(METHODS, "method"),
             metadata={
                 "description": "`analytic`, `monte_carlo` or `both` (the default).",
                 "default": DEFAULT_METHOD,
