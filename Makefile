@@ -11,6 +11,16 @@ export PORT
 
 .PHONY: serve test lint openapi fixtures lock clean
 
+# Gunicorn reads WEB_CONCURRENCY before its config file and refuses a bad value
+# without naming it ("Error: Value must be positive: -1"): make serve names it.
+ifneq ($(filter serve,$(MAKECMDGOALS)),)
+ifneq ($(WEB_CONCURRENCY),)
+ifeq ($(shell printf '%s' '$(WEB_CONCURRENCY)' | grep -Ex '[1-9][0-9]*'),)
+$(error WEB_CONCURRENCY must be a positive integer; got '$(WEB_CONCURRENCY)'. Fix it or unset WEB_CONCURRENCY to use the default 2)
+endif
+endif
+endif
+
 $(BIN)/.installed: requirements/dev.txt service/pyproject.toml client/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip==26.3

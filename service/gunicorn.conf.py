@@ -15,6 +15,12 @@ container (``gunicorn --config service/gunicorn.conf.py initlab.web.wsgi:app``).
 The work is CPU-bound numpy on small arrays, so workers are plain sync
 processes, each with one BLAS thread: two workers on two cores with several
 BLAS threads each would only fight over the cores.
+
+A value that is not a positive integer stops gunicorn with one line naming the
+variable (a ``SystemExit``, which gunicorn does not wrap in "Failed to read
+config file" and a traceback). Gunicorn reads ``WEB_CONCURRENCY`` itself before
+this file: a negative or non-integer value is refused by gunicorn first, in its
+own words (``make serve`` checks it beforehand and names it).
 """
 
 from __future__ import annotations
@@ -39,7 +45,7 @@ def _positive_int(variable: str, default: int) -> int:
     except ValueError:
         value = 0
     if value <= 0:
-        raise ValueError(
+        raise SystemExit(
             f"{variable} must be a positive integer; got {raw!r}. Fix it or unset"
             f" {variable} to use the default {default}."
         )

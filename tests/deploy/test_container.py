@@ -410,8 +410,57 @@ def test_gunicorn_conf_bind_wins_over_port(monkeypatch: pytest.MonkeyPatch) -> N
 def test_gunicorn_conf_refuses_a_bad_number(
     monkeypatch: pytest.MonkeyPatch, variable: str, value: str
 ) -> None:
-    with pytest.raises(ValueError, match=rf"{variable} must be a positive integer"):
+    # SystemExit: gunicorn prints its one line, where an exception would come
+    # with "Failed to read config file" and a traceback.
+    with pytest.raises(SystemExit, match=rf"^{variable} must be a positive integer"):
         load_gunicorn_conf(monkeypatch, {variable: value})
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "default"),
+    [("GUNICORN_TIMEOUT", "0", 60), ("WEB_CONCURRENCY", "0", 2)],
+)
+def test_gunicorn_stops_on_a_bad_value_with_one_line_naming_it(
+    variable: str, value: str, default: int
+) -> None:
+    gunicorn = str(Path(sys.executable).parent / "gunicorn")
+    environment = {**os.environ, variable: value, "PORT": "1"}
+
+    started = subprocess.run(
+        [gunicorn, "--config", str(GUNICORN_CONF), "initlab.web.wsgi:app"],
+        cwd=REPO_ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert started.returncode == 1
+    assert started.stderr.strip() == (
+        f"{variable} must be a positive integer; got {value!r}. Fix it or unset"
+        f" {variable} to use the default {default}."
+    )
+
+
+def test_make_serve_names_a_bad_web_concurrency_before_gunicorn_reads_it() -> None:
+    # Gunicorn itself would say only "Error: Value must be positive: -1".
+    environment = {**os.environ, "WEB_CONCURRENCY": "-1"}
+
+    dry_run = subprocess.run(
+        ["make", "--dry-run", "serve"],
+        cwd=REPO_ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert dry_run.returncode == 2
+    assert dry_run.stdout == ""
+    assert (
+        "*** WEB_CONCURRENCY must be a positive integer; got '-1'. Fix it or unset"
+        " WEB_CONCURRENCY to use the default 2.  Stop."
+    ) in dry_run.stderr
 
 
 def test_gunicorn_conf_names_are_gunicorn_settings_it_accepts(

@@ -5,7 +5,8 @@
 Importing this module configures logging to standard error (each request as
 one JSON line on ``initlab.request``, warnings and tracebacks on the other
 ``initlab`` loggers) and builds the app from the environment, so a bad
-setting stops the server at start-up.
+setting stops the server at start-up with one line naming the variable (a
+``SystemExit``: no traceback, exit status 1).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import logging
 import sys
 
 from initlab.web.app import create_app
+from initlab.web.config import ConfigError
 
 
 def configure_logging() -> None:
@@ -37,4 +39,7 @@ def configure_logging() -> None:
 
 
 configure_logging()
-app = create_app()
+try:
+    app = create_app()
+except ConfigError as error:
+    raise SystemExit(str(error)) from None
