@@ -570,6 +570,52 @@ def test_correlation_fixed_point_in_the_chaotic_phase(act, sigma_w2, sigma_b2):
     assert point.xi_c == pytest.approx(-1 / math.log(point.chi_c), rel=1e-12)
 
 
+@pytest.mark.parametrize(
+    "name, limit", [("tanh", 1.0), ("softsign", 1.0), ("selu", 0.5)]
+)
+@pytest.mark.parametrize("above", [1e-7, 1e-5])
+def test_correlation_fixed_point_just_above_the_edge_of_chaos(name, limit, above):
+    # c'(1 − ε) ≈ 1 − χ₁ε + aε² (smooth φ) or + aε^{3/2} (φ' with a kink), so
+    # near the edge χ_c(c*) = 1 − limit·(χ₁ − 1): limit 1, or 1/2 for SELU.
+    act = make_activation(name)
+    sigma_w2 = edge_of_chaos(act, 0.05) * (1 + above)
+
+    point = fixed_point(act, sigma_w2, 0.05)
+    assert point.phase == "chaotic"
+    assert 0.99 < point.c_star < 1
+    q = point.q_star
+    assert correlation_map(act, q, q, point.c_star, sigma_w2, 0.05) == pytest.approx(
+        point.c_star, abs=1e-15
+    )
+    # The next terms shift the ratio by about √(χ₁ − 1) at most.
+    ratio = (1 - point.chi_c) / (point.chi_1 - 1)
+    assert ratio == pytest.approx(limit, rel=3 * math.sqrt(point.chi_1 - 1))
+    assert point.xi_c > 0
+
+
+def test_both_correlation_solvers_agree_where_they_meet():
+    # Newton on c' − c above χ₁ = 1 + 1e-3, the secant slope below.
+    sigma_w2 = np.array([edge_of_chaos(TANH, 0.05) * 1.004])
+    sigma_b2 = np.array([0.05])
+    q = np.array([fixed_point(TANH, float(sigma_w2[0]), 0.05).q_star])
+
+    newton = meanfield._correlation_fixed_points(TANH, q, sigma_w2, sigma_b2)
+    secant = meanfield._near_critical_correlation_fixed_points(
+        TANH, q, sigma_w2, sigma_b2
+    )
+    assert newton[0][0] == pytest.approx(secant[0][0], abs=1e-12)
+    assert newton[1][0] == pytest.approx(secant[1][0], abs=1e-12)
+
+
+def test_inside_the_critical_band_the_correlation_depth_scale_is_infinite():
+    sigma_w2 = edge_of_chaos(TANH, 0.05) * (1 + 1e-10)
+
+    point = fixed_point(TANH, sigma_w2, 0.05)
+    assert point.phase == "critical"
+    assert point.chi_1 > 1
+    assert (point.c_star, point.chi_c, point.xi_c) == (1.0, 1.0, None)
+
+
 # --- fixed points: regimes --------------------------------------------------------
 
 

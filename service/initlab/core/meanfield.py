@@ -106,6 +106,10 @@ _POLAR_CHUNK_ELEMENTS = 1 << 16
 _TABLE_SECOND_MOMENTS = np.geomspace(1e-14, MAX_SECOND_MOMENT, 26 * 20 + 1)
 _MAX_REFINEMENTS = 200
 _FIXED_POINT_CHUNK = 2048
+# Within this of χ₁ = 1 on the chaotic side c* is found from the secant slope
+# of the correlation map (see _near_critical_correlation_fixed_points).
+_NEAR_CRITICAL = 1e-3
+_SECANT_NODES = 12
 _LENGTH_MAP_RESOLUTION = 1e-13
 # The Gauss rules are trusted while q ≤ 1e4 feature widths squared: beyond,
 # an activation's feature can fall between all their nodes near 0, where every
@@ -1159,10 +1163,11 @@ def fixed_point(
     The correlation fixed point: at q* the correlation map is a power series in
     c with non-negative coefficients (the squared Hermite coefficients of
     φ(√q* z)), so it is increasing and convex on [0, 1], with c = 1 fixed and
-    slope χ₁ there. Hence c* = 1 when χ₁ ≤ 1 (+1e-9), with χ_c = χ₁, and
-    otherwise c* is the one fixed point in [0, 1), reached from every c in
+    slope χ₁ there. Hence c* = 1 when χ₁ ≤ 1 (+1e-9), with χ_c = min(χ₁, 1),
+    and otherwise c* is the one fixed point in [0, 1), reached from every c in
     [0, 1) (Schoenholz et al. 2017, arXiv 1611.01232, section 3; Poole et al.
-    2016, section 3).
+    2016, section 3). Just above the edge, χ_c → 2 − χ₁ for a smooth φ and
+    1 − (χ₁ − 1)/2 when φ' has a kink (SELU): ξ_c ≈ 1/(χ₁ − 1) or twice that.
     """
     sigma_w2 = _check_variance("sigma_w2", sigma_w2, positive=True)
     sigma_b2 = _check_variance("sigma_b2", sigma_b2)
@@ -1210,11 +1215,19 @@ def _fixed_points(
     positive = finite & (q_star > 0)
     settled = positive & (chi_1 <= 1.0 + PHASE_TOLERANCE)
     c_star[settled] = 1.0
-    chi_c[settled] = chi_1[settled]
-    chaotic = np.flatnonzero(positive & ~settled)
+    # In the critical band above 1, c* is 1 to the precision of χ₁ and its
+    # slope 1 (a double root), not χ₁: ξ_c is then infinite, never negative.
+    chi_c[settled] = np.minimum(chi_1[settled], 1.0)
+    near = positive & ~settled & (chi_1 <= 1.0 + _NEAR_CRITICAL)
+    chaotic = np.flatnonzero(positive & ~settled & ~near)
     if chaotic.size:
         c_star[chaotic], chi_c[chaotic] = _correlation_fixed_points(
             act, q_star[chaotic], sigma_w2[chaotic], sigma_b2[chaotic], coarse=coarse
+        )
+    near = np.flatnonzero(near)
+    if near.size:
+        c_star[near], chi_c[near] = _near_critical_correlation_fixed_points(
+            act, q_star[near], sigma_w2[near], sigma_b2[near]
         )
 
     return _FixedPoints(q_star, c_star, chi_1, chi_q, chi_c, regime)
@@ -1505,6 +1518,70 @@ def _correlation_fixed_points(
     _, before = excess(c, everything, rule)
     _, after = excess(corrected, everything, rule)
     return corrected, slope + 1.0 + (after - before)
+
+
+def _near_critical_correlation_fixed_points(
+    act: Activation, q_star: np.ndarray, sigma_w2: np.ndarray, sigma_b2: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """c* and χ_c(c*) for 1 < χ₁ ≤ 1 + 1e-3, where c* lies close to 1.
+
+    Near its root g(c) = c'(c) − c is of order (1 − c)² (smooth φ) or smaller
+    (a kink in φ'), which sinks below the quadrature's resolution as χ₁ → 1.
+    Instead: c'(c) = 1 − s(c)·(1 − c), where the secant slope from c to 1 is,
+    by Price's theorem,
+    s(c) = σ_w²·∫_0^1 K(1 − (1 − c)u²)·2u du,  K(t) = E[φ'(u_a)φ'(u_b)] at
+    correlation t (t = 1 − (1 − c)u² keeps the integrand smooth when K has a
+    √(1 − t) term), and c* solves s(c*) = 1 with no cancellation. s rises from
+    s(0) = 1 − c'(0) to s(1) = χ₁, so the Illinois method in ln(1 − c) on
+    [ln 1e-15, 0] converges; 12 Gauss–Legendre nodes in u, checked polar rules.
+    """
+    nodes, weights = leggauss(_SECANT_NODES)
+    u = 0.5 * (nodes + 1.0)
+    weights = 0.5 * weights * 2 * u
+
+    def secant_minus_one(log_gap: np.ndarray, active: np.ndarray) -> np.ndarray:
+        gap = np.exp(log_gap)[:, None]
+        t = np.maximum(1.0 - gap * u * u, -1.0)
+        q = np.repeat(q_star[active], u.size)
+        _, derivative = _bivariate(act, q, q, t.ravel())
+        kernel = derivative.reshape(t.shape)
+        return sigma_w2[active] * (kernel * weights).sum(axis=-1) - 1.0
+
+    everything = np.arange(q_star.size)
+    low = np.full(q_star.size, math.log(1e-15))
+    high = np.zeros(q_star.size)
+    value_low = secant_minus_one(low, everything)
+    value_high = secant_minus_one(high, everything)
+    log_gap = np.where(value_high >= 0, 0.0, np.nan)
+    active = np.flatnonzero(np.isnan(log_gap))
+    side = np.zeros(q_star.size)
+    for _ in range(_MAX_REFINEMENTS):
+        a, b = low[active], high[active]
+        fa, fb = value_low[active], value_high[active]
+        x = (a * fb - b * fa) / (fb - fa)
+        fx = secant_minus_one(x, active)
+        positive = fx > 0
+        # Illinois: halve the value kept at an end that stays twice running.
+        low[active] = np.where(positive, x, a)
+        value_low[active] = np.where(
+            positive, fx, np.where(side[active] < 0, fa / 2, fa)
+        )
+        high[active] = np.where(positive, b, x)
+        value_high[active] = np.where(
+            positive, np.where(side[active] > 0, fb / 2, fb), fx
+        )
+        side[active] = np.where(positive, 1.0, -1.0)
+        done = (np.abs(high[active] - low[active]) <= 1e-13) | (fx == 0)
+        log_gap[active[done]] = x[done]
+        active = active[~done]
+        if active.size == 0:
+            break
+    log_gap[active] = 0.5 * (low[active] + high[active])
+
+    c_star = 1.0 - np.exp(log_gap)
+    q = q_star
+    _, derivative = _bivariate(act, q, q, c_star)
+    return c_star, _chi_c(derivative, sigma_w2)
 
 
 # --- edge of chaos ------------------------------------------------------------
