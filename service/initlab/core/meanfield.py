@@ -1054,12 +1054,16 @@ def _depth_scales(chi: np.ndarray) -> np.ndarray:
 
     Schoenholz et al. 2017 (arXiv 1611.01232), section 3: ξ_q = −1/ln χ_q,
     ξ_c = −1/ln χ_c(c*), and the gradient scale ξ_∇ = −1/ln χ₁ of section 4.
-    Positive when the deviation decays (χ < 1), negative when it grows, +∞ at
-    χ = 1 exactly (the approach is then slower than exponential), 0 at χ = 0.
+    Positive when the deviation decays (χ < 1), negative when it grows, +∞
+    within PHASE_TOLERANCE of χ = 1 (the critical band of ``_phases``: the
+    approach is then slower than exponential, and a χ₁ of 1 + 2⁻⁵² from
+    σ_w² = std²·fan_in rounding must not read as a depth scale of −4.5·10¹⁵),
+    0 at χ = 0.
     """
     with np.errstate(divide="ignore"):
         logarithm = np.log(chi)
-        return np.where(logarithm == 0.0, np.inf, -1.0 / logarithm)
+        critical = np.abs(logarithm) <= PHASE_TOLERANCE
+        return np.where(critical, np.inf, -1.0 / np.where(critical, 1.0, logarithm))
 
 
 def depth_scale(chi: float) -> float | None:
