@@ -17,7 +17,9 @@ Built for speed and memory from the start:
   ``(s, 0, 0)`` is the input, ``(s, 1, 0)`` the output gradient). A layer's
   numbers do not depend on the depth of the network, and the backward pass
   regenerates each weight from its stream instead of keeping it.
-- float32 sampling and matrix products, float64 accumulation of every moment.
+- float32 sampling and matrix products; every moment is accumulated in
+  float64 across rows (examples and positions), each row's units summed in
+  float32 by numpy's pairwise summation (about 1e-6 relative at worst).
 - Forward-only statistics of a linear layer with zero-mean Gaussian weights
   never draw W: given the batch X (R rows of n inputs), each output unit's
   R-vector is exactly N(0, s²·XXᵀ) for weights of std s, so the layer's
@@ -727,10 +729,20 @@ def _overflowed_sample(
 # --- moments ------------------------------------------------------------------
 
 
-def _sum64(values: np.ndarray, axis: int | None = None) -> np.ndarray | float:
-    """Σ of float32 values accumulated in float64 (over ``axis``, or all)."""
-    total = np.add.reduce(values, axis=axis, dtype=np.float64)
-    return float(total) if axis is None else total
+def _row_sums(values: np.ndarray) -> np.ndarray:
+    """Σ over each row's units (the last axis), as float64.
+
+    A row is summed in its own dtype by numpy's pairwise summation (relative
+    error below (16 + log₂(n/128))·2⁻²⁴, about 1e-6, for n ≤ 2¹⁶ units),
+    twice as fast as casting every entry to float64; the moments then add the
+    rows in float64, so no error grows with the batch, depth or seeds.
+    """
+    return np.add.reduce(values, axis=-1).astype(np.float64)
+
+
+def _sum64(values: np.ndarray) -> float:
+    """Σ of all entries: :func:`_row_sums`, then float64 across rows."""
+    return float(_row_sums(values).sum())
 
 
 def _mean_square(values: np.ndarray) -> float:
@@ -742,8 +754,8 @@ def _output_statistics(
 ) -> dict[str, float]:
     """Mean, second moment, variance, excess kurtosis and pair correlation.
 
-    From the power sums Sₖ = Σxᵏ (k ≤ 4) of all entries, accumulated in
-    float64: μ = S₁/N, m₂ = S₂/N − μ², m₄ = S₄/N − 4μS₃/N + 6μ²S₂/N − 3μ⁴ and
+    From the power sums Sₖ = Σxᵏ (k ≤ 4) of all entries (:func:`_sum64`):
+    μ = S₁/N, m₂ = S₂/N − μ², m₄ = S₄/N − 4μS₃/N + 6μ²S₂/N − 3μ⁴ and
     excess kurtosis m₄/m₂² − 3 (NaN when m₂ = 0); the values here are centred
     to well within their spread, so nothing cancels that float64 cannot hold.
     The correlation is the mean over pairs (examples 2i and 2i+1) and
@@ -754,7 +766,7 @@ def _output_statistics(
     count = values.size
     first = _sum64(values)
     squares = np.square(values)
-    row_squares = _sum64(squares, axis=-1)
+    row_squares = _row_sums(squares)
     second = float(row_squares.sum())
     stats = {"saturation_fraction": math.nan}
     if saturation is not None:
@@ -790,7 +802,7 @@ def _pair_correlation(values: np.ndarray, row_squares: np.ndarray) -> float:
     if pairs == 0:
         return math.nan
 
-    cross = _sum64(values[0 : 2 * pairs : 2] * values[1 : 2 * pairs : 2], axis=-1)
+    cross = _row_sums(values[0 : 2 * pairs : 2] * values[1 : 2 * pairs : 2])
     norms = row_squares[0 : 2 * pairs : 2] * row_squares[1 : 2 * pairs : 2]
     with np.errstate(invalid="ignore", divide="ignore"):
         return float(np.mean(cross / np.sqrt(norms)))
