@@ -85,9 +85,12 @@ NORM_EPS = 1e-5
 # A unit of a bounded activation is saturated where |φ'(h)| < 1% of max |φ'|.
 SATURATION_LEVEL = 0.01
 SATURATING_ACTIVATIONS = ("tanh", "sigmoid", "softsign")
-# A float32 normal number costs about as much time as this many flops of a
-# float32 matrix product (the Box–Muller sampler below against OpenBLAS sgemm,
-# measured on the 2-core machine of benchmarks/README.md).
+# The price of one random number in flops, for Cost.work and for choosing
+# between the kernel and the weight path. Measured on the machine of
+# benchmarks/README.md, a float32 normal from the Box–Muller sampler below
+# (about 3 ns) costs what 150–200 flops of OpenBLAS sgemm do on one core; the
+# published compute budget (web/config.py, openapi.yaml) is stated at 1000,
+# which errs towards refusing, so lower the two together.
 RANDOM_NUMBER_FLOPS = 1000
 # Elementwise work per output value of a layer: the activation, φ' where it is
 # needed, and the moment sums (float32 operations counted as flops).
