@@ -412,8 +412,11 @@ def test_exploding_and_vanishing_networks_report_inf_and_zero(backward):
         exploding = simulate(mlp(150, 64, "relu", 4.0), **arguments)
         vanishing = simulate(mlp(150, 64, "relu", 0.5), **arguments)
 
+        spread = exploding.sd("second_moment")
+
     # ×2 per layer (width 64 spreads it over networks); float32 ends near 2^128
     growth = exploding.mean("second_moment")
+    assert np.isnan(spread[-1]) and np.isfinite(spread[50])
     assert abs(math.log2(growth[100]) - 101) < 6
     assert np.isinf(growth[-1])
     # ×1/4 per layer: float32 reaches 0 before layer 75

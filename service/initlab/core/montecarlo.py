@@ -203,14 +203,19 @@ class MonteCarloResult:
 
     def mean(self, statistic: str) -> np.ndarray:
         """The mean over networks of ``statistic``, one value per row."""
-        return self.values[statistic].mean(axis=0)
+        with np.errstate(invalid="ignore", over="ignore"):
+            return self.values[statistic].mean(axis=0)
 
     def sd(self, statistic: str) -> np.ndarray:
-        """The SD over networks (ddof 1; 0 with a single network)."""
+        """The SD over networks (ddof 1; 0 with a single network).
+
+        NaN where a network's value is ∞ or NaN (an overflowed signal).
+        """
         if self.seeds < 2:
             return np.zeros(len(self.layers))
 
-        return self.values[statistic].std(axis=0, ddof=1)
+        with np.errstate(invalid="ignore", over="ignore"):
+            return self.values[statistic].std(axis=0, ddof=1)
 
     def standard_error(self, statistic: str) -> np.ndarray:
         """SD / √seeds: the uncertainty of :meth:`mean`."""
