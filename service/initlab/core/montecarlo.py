@@ -25,12 +25,14 @@ Built for speed and memory from the start:
   R-vector is exactly N(0, s²·XXᵀ) for weights of std s, so the layer's
   pre-activations are H = L·Z with L Lᵀ = s²·XXᵀ (Cholesky) and Z ~ N(0, 1)
   of shape (R, n_out), plus the bias drawn per unit. That costs R·n_out normal
-  numbers instead of n_in·n_out (about 10× faster at width 4096, batch 256:
-  see benchmarks/). When the Gram matrix is singular (more rows than inputs,
-  repeated or all-zero rows) Cholesky is replaced by a symmetric
-  eigendecomposition with the negative rounding noise of the eigenvalues set
-  to 0, which samples the same Gaussian exactly. The path is taken when it
-  costs less than drawing W (:func:`sampling_path`).
+  numbers instead of n_in·n_out (10–16× faster than drawing W with numpy or
+  PyTorch at width 4096, batch 256: benchmarks/README.md). When the Gram
+  matrix is singular (more rows than inputs, repeated or all-zero rows)
+  Cholesky is replaced by a symmetric eigendecomposition with the negative
+  rounding noise of the eigenvalues set to 0, which samples the same
+  Gaussian exactly. The path is taken when it costs less than drawing W
+  (:func:`sampling_path`); the projections of attention blocks and gated
+  MLPs take it too, their weights being independent Gaussians alike.
 - Memory does not grow with depth in forward-only mode: only the current
   batch is alive. With ``backward`` each block keeps its input (R × width
   float32) and recomputes the rest in the backward pass from regenerated
