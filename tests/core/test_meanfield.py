@@ -600,9 +600,8 @@ def test_both_correlation_solvers_agree_where_they_meet():
     q = np.array([fixed_point(TANH, float(sigma_w2[0]), 0.05).q_star])
 
     newton = meanfield._correlation_fixed_points(TANH, q, sigma_w2, sigma_b2)
-    secant = meanfield._near_critical_correlation_fixed_points(
-        TANH, q, sigma_w2, sigma_b2
-    )
+    chi_1 = np.array([fixed_point(TANH, float(sigma_w2[0]), 0.05).chi_1])
+    secant = meanfield._near_critical_correlation_fixed_points(TANH, q, sigma_w2, chi_1)
     assert newton[0][0] == pytest.approx(secant[0][0], abs=1e-12)
     assert newton[1][0] == pytest.approx(secant[1][0], abs=1e-12)
 

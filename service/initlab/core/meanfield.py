@@ -109,7 +109,8 @@ _FIXED_POINT_CHUNK = 2048
 # Within this of χ₁ = 1 on the chaotic side c* is found from the secant slope
 # of the correlation map (see _near_critical_correlation_fixed_points).
 _NEAR_CRITICAL = 1e-3
-_SECANT_NODES = 12
+_SECANT_NODES = 8
+_NEAR_CRITICAL_POLAR = (64, 128)
 _LENGTH_MAP_RESOLUTION = 1e-13
 # The Gauss rules are trusted while q ≤ 1e4 feature widths squared: beyond,
 # an activation's feature can fall between all their nodes near 0, where every
@@ -1126,7 +1127,9 @@ class FixedPoint:
 
     ``chi_1`` and ``chi_q`` are taken at q* (at 0 and at ∞ as limits);
     ``c_star`` is the correlation map's stable fixed point on [0, 1] and
-    ``chi_c`` its slope there, both None unless q* is positive and finite.
+    ``chi_c`` its slope there, both None unless q* is positive and finite;
+    ``chi_c`` is None also where c* is closer to 1 than a double resolves
+    (χ₁ within about 1e-7 above 1 for a φ' with a kink, such as SELU's).
     ``xi_q``, ``xi_c``, ``xi_grad`` are −1/ln of χ_q, χ_c, χ₁: None when
     infinite (χ = 1) or undefined; ``xi_grad`` is negative in the chaotic phase
     (gradients grow by e every |ξ_∇| layers).
@@ -1231,7 +1234,7 @@ def _fixed_points(
     near = np.flatnonzero(near)
     if near.size:
         c_star[near], chi_c[near] = _near_critical_correlation_fixed_points(
-            act, q_star[near], sigma_w2[near], sigma_b2[near]
+            act, q_star[near], sigma_w2[near], chi_1[near], coarse=coarse
         )
 
     return _FixedPoints(q_star, c_star, chi_1, chi_q, chi_c, regime)
@@ -1525,7 +1528,12 @@ def _correlation_fixed_points(
 
 
 def _near_critical_correlation_fixed_points(
-    act: Activation, q_star: np.ndarray, sigma_w2: np.ndarray, sigma_b2: np.ndarray
+    act: Activation,
+    q_star: np.ndarray,
+    sigma_w2: np.ndarray,
+    chi_1: np.ndarray,
+    *,
+    coarse: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """c* and χ_c(c*) for 1 < χ₁ ≤ 1 + 1e-3, where c* lies close to 1.
 
@@ -1535,57 +1543,80 @@ def _near_critical_correlation_fixed_points(
     by Price's theorem,
     s(c) = σ_w²·∫_0^1 K(1 − (1 − c)u²)·2u du,  K(t) = E[φ'(u_a)φ'(u_b)] at
     correlation t (t = 1 − (1 − c)u² keeps the integrand smooth when K has a
-    √(1 − t) term), and c* solves s(c*) = 1 with no cancellation. s rises from
-    s(0) = 1 − c'(0) to s(1) = χ₁, so the Illinois method in ln(1 − c) on
-    [ln 1e-15, 0] converges; 12 Gauss–Legendre nodes in u, checked polar rules.
+    √(1 − t) term), and c* solves s(c*) = 1 with no cancellation: 8
+    Gauss–Legendre nodes in u. Since χ₁ − s(c) grows like a power of 1 − c
+    (the first or the half), ln(χ₁ − s) is nearly linear in λ = ln √(1 − c),
+    and the Illinois method on ln(χ₁ − s) = ln(χ₁ − 1) over 1 − c in
+    [1e-15, 1] takes a few steps. A root below 1e-15 leaves c* = 1.0 and χ_c
+    unresolved (NaN). K by the checked polar rules, or with ``coarse`` (the
+    phase diagram) by the 64 × 128 rule alone, which leaves 1 − χ_c good to
+    about 1e-10.
     """
     nodes, weights = leggauss(_SECANT_NODES)
     u = 0.5 * (nodes + 1.0)
     weights = 0.5 * weights * 2 * u
+    rule = _NEAR_CRITICAL_POLAR if coarse else None
+    kernel_only = _derivative_only(_nonlinearity(act))
+    target = np.log(chi_1 - 1.0)
 
-    def secant_minus_one(log_gap: np.ndarray, active: np.ndarray) -> np.ndarray:
-        gap = np.exp(log_gap)[:, None]
-        t = np.maximum(1.0 - gap * u * u, -1.0)
-        q = np.repeat(q_star[active], u.size)
-        _, derivative = _bivariate(act, q, q, t.ravel())
-        kernel = derivative.reshape(t.shape)
-        return sigma_w2[active] * (kernel * weights).sum(axis=-1) - 1.0
+    def kernel(c: np.ndarray, points: np.ndarray) -> np.ndarray:
+        q = np.broadcast_to(q_star[points].reshape(-1, *(1,) * (c.ndim - 1)), c.shape)
+        _, derivative = _numeric_bivariate(
+            kernel_only, q.ravel(), q.ravel(), c.ravel(), rule
+        )
+        return derivative.reshape(c.shape)
+
+    def excess(log_root_gap: np.ndarray, points: np.ndarray) -> np.ndarray:
+        """ln(χ₁ − s) − ln(χ₁ − 1) at 1 − c = e^{2λ}: increasing in λ."""
+        gap = np.exp(2.0 * log_root_gap)[:, None]
+        secant = sigma_w2[points] * (kernel(1.0 - gap * u * u, points) * weights).sum(
+            axis=-1
+        )
+        below = np.maximum(chi_1[points] - secant, np.finfo(float).tiny)
+        return np.log(below) - target[points]
 
     everything = np.arange(q_star.size)
-    low = np.full(q_star.size, math.log(1e-15))
+    low = np.full(q_star.size, 0.5 * math.log(1e-15))
     high = np.zeros(q_star.size)
-    value_low = secant_minus_one(low, everything)
-    value_high = secant_minus_one(high, everything)
-    log_gap = np.where(value_high >= 0, 0.0, np.nan)
-    active = np.flatnonzero(np.isnan(log_gap))
+    value_low = excess(low, everything)
+    value_high = excess(high, everything)
+    # At c = 0, s = 1 − c'(0): the root is c* = 0 when c'(0) = 0 (odd φ, no
+    # bias); below the smallest gap it cannot be told from 1.
+    log_root_gap = np.where(value_high <= 0, 0.0, np.nan)
+    unresolved = (value_low >= 0) & np.isnan(log_root_gap)
+    log_root_gap[unresolved] = -np.inf
+    active = np.flatnonzero(np.isnan(log_root_gap))
     side = np.zeros(q_star.size)
     for _ in range(_MAX_REFINEMENTS):
         a, b = low[active], high[active]
         fa, fb = value_low[active], value_high[active]
         x = (a * fb - b * fa) / (fb - fa)
-        fx = secant_minus_one(x, active)
-        positive = fx > 0
+        fx = excess(x, active)
+        below = fx < 0
         # Illinois: halve the value kept at an end that stays twice running.
-        low[active] = np.where(positive, x, a)
-        value_low[active] = np.where(
-            positive, fx, np.where(side[active] < 0, fa / 2, fa)
-        )
-        high[active] = np.where(positive, b, x)
-        value_high[active] = np.where(
-            positive, np.where(side[active] > 0, fb / 2, fb), fx
-        )
-        side[active] = np.where(positive, 1.0, -1.0)
-        done = (np.abs(high[active] - low[active]) <= 1e-13) | (fx == 0)
-        log_gap[active[done]] = x[done]
+        low[active] = np.where(below, x, a)
+        value_low[active] = np.where(below, fx, np.where(side[active] < 0, fa / 2, fa))
+        high[active] = np.where(below, b, x)
+        value_high[active] = np.where(below, np.where(side[active] > 0, fb / 2, fb), fx)
+        side[active] = np.where(below, 1.0, -1.0)
+        done = (np.abs(high[active] - low[active]) <= 1e-12) | (np.abs(fx) <= 1e-14)
+        log_root_gap[active[done]] = x[done]
         active = active[~done]
         if active.size == 0:
             break
-    log_gap[active] = 0.5 * (low[active] + high[active])
+    log_root_gap[active] = 0.5 * (low[active] + high[active])
 
-    c_star = 1.0 - np.exp(log_gap)
-    q = q_star
-    _, derivative = _bivariate(act, q, q, c_star)
-    return c_star, _chi_c(derivative, sigma_w2)
+    c_star = 1.0 - np.exp(2.0 * log_root_gap)
+    chi_c = _chi_c(kernel(c_star, everything), sigma_w2)
+    chi_c[unresolved] = np.nan
+    return c_star, chi_c
+
+
+@functools.lru_cache(maxsize=256)
+def _derivative_only(function: _Nonlinearity) -> _Nonlinearity:
+    """``function`` with φ replaced by 0: the polar rules then spend their work
+    on E[φ'(u_a)φ'(u_b)] alone (E[φ(u_a)φ(u_b)] comes out 0)."""
+    return _Nonlinearity(np.zeros_like, function.derivative, function.feature_scale)
 
 
 # --- edge of chaos ------------------------------------------------------------
@@ -1727,7 +1758,8 @@ class PhaseDiagram:
     :func:`edge_of_chaos` gives it for the same ``q_input``. Every value
     is :func:`fixed_point`'s for that point, except that c* and ξ_c on the
     chaotic side come from Newton steps on a coarser rule with a final checked
-    correction: c* and χ_c agree with :func:`fixed_point` to about 1e-12.
+    correction: c* and χ_c agree with :func:`fixed_point` to about 1e-12, and
+    within 1e-3 of the edge of chaos (χ₁ ≤ 1.001) to about 1e-10.
     """
 
     activation: Activation
