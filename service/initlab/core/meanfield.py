@@ -85,6 +85,7 @@ MAX_EDGE_SIGMA_W2 = 1e4
 # Values per axis of a phase diagram.
 MAX_PHASE_DIAGRAM_AXIS = 256
 
+# Two polar rules agreeing to this fraction of E|f| accept the finer one.
 BIVARIATE_TOLERANCE = 1e-13
 
 _SQRT_2PI = math.sqrt(2.0 * math.pi)
@@ -105,12 +106,14 @@ _POLAR_CHUNK_ELEMENTS = 1 << 16
 # than a factor 10^(1/20) (about 1.12) could be taken for none.
 _TABLE_SECOND_MOMENTS = np.geomspace(1e-14, MAX_SECOND_MOMENT, 26 * 20 + 1)
 _MAX_REFINEMENTS = 200
+# Grid points per bracket search (each compares against the whole table).
 _FIXED_POINT_CHUNK = 2048
 # Within this of χ₁ = 1 on the chaotic side c* is found from the secant slope
 # of the correlation map (see _near_critical_correlation_fixed_points).
 _NEAR_CRITICAL = 1e-3
 _SECANT_NODES = 8
 _NEAR_CRITICAL_POLAR = (64, 128)
+# The relative accuracy of a computed L(q); see _excess_sign.
 _LENGTH_MAP_RESOLUTION = 1e-13
 # The Gauss rules are trusted while q ≤ 1e4 feature widths squared: beyond,
 # an activation's feature can fall between all their nodes near 0, where every
