@@ -42,7 +42,7 @@ from typing import NamedTuple
 import numpy as np
 
 from initlab.core import meanfield
-from initlab.core.activations import is_positively_homogeneous
+from initlab.core.activations import _feature_scale, is_positively_homogeneous
 from initlab.core.errors import InvalidInput
 from initlab.core.montecarlo import NORM_EPS, saturation_threshold
 from initlab.core.network import (
@@ -670,8 +670,106 @@ def _fan_out(dense: Dense) -> int:
     return (dense.out_width // dense.groups) * taps
 
 
+# Beyond 100 feature widths squared meanfield's correlation integrals need
+# its largest polar Gauss rules or its composite rule: from a few hundredths up
+# to about a third of a second each (tanh at q = 1e12), against milliseconds
+# below. One propagation may compute at most MAX_LARGE_Q_INTEGRALS distinct
+# ones there, half a minute at worst. A stack whose maps settle on their fixed
+# points repeats the same integrals layer after layer and pays for them once;
+# only maps still moving after that many layers (a correlation decaying
+# slowly at a large q) reach the cap.
+LARGE_Q_FEATURE_WIDTHS = 1e2
+MAX_LARGE_Q_INTEGRALS = 96
+
+
+class _Bivariate:
+    """meanfield's maps at one layer for one propagation, each key computed once.
+
+    E[φ], E[φ²] and χ₁ at q; E[φ(u)φ(u')] and E[φ'(u)φ'(u')] at (q, c). Keyed
+    by the exact arguments: a repeated key returns the value computed for it,
+    bit for bit, so depth costs nothing once a stack sits on its fixed point.
+    ``large_q`` counts the distinct two-dimensional keys beyond the Gauss
+    rules; the next one past :data:`MAX_LARGE_Q_INTEGRALS` raises
+    :class:`InvalidInput` before it is computed.
+    """
+
+    def __init__(self) -> None:
+        self.values: dict[tuple[str, Activation, float, float], float] = {}
+        self.moments: dict[tuple[str, Activation, float, float], tuple[float, float]]
+        self.moments = {}
+        self.large_q = 0
+
+    def post_activation_moments(self, act: Activation, q: float) -> tuple[float, float]:
+        key = ("moments", act, q, 0.0)
+        if key not in self.moments:
+            self.moments[key] = meanfield.post_activation_moments(act, q)
+        return self.moments[key]
+
+    def chi_1(self, act: Activation, q: float) -> float:
+        key = ("chi_1", act, q, 0.0)
+        if key not in self.values:
+            self.values[key] = meanfield.chi_1(act, q, 1.0)
+        return self.values[key]
+
+    def cross_moment(self, name: str, act: Activation, q: float, c: float) -> float:
+        return self._value(
+            "cross", name, act, q, c, lambda: meanfield.cross_moment(act, q, q, c)
+        )
+
+    def chi_c(self, name: str, act: Activation, q: float, c: float) -> float:
+        return self._value(
+            "chi_c", name, act, q, c, lambda: meanfield.chi_c(act, q, c, 1.0)
+        )
+
+    def _value(
+        self,
+        kind: str,
+        name: str,
+        act: Activation,
+        q: float,
+        c: float,
+        compute: Callable[[], float],
+    ) -> float:
+        key = (kind, act, q, c)
+        if key in self.values:
+            return self.values[key]
+        if large_q_threshold(act) < q:
+            self.large_q += 1
+            if self.large_q > MAX_LARGE_Q_INTEGRALS:
+                raise InvalidInput.at(
+                    (),
+                    f"the pre-activation second moment is {q:.6g} at {name}, beyond"
+                    f" {large_q_threshold(act):g} where each correlation integral"
+                    f" of {act.name} takes up to a third of a second, and the"
+                    f" layers have asked for more than {MAX_LARGE_Q_INTEGRALS}"
+                    " different ones (the maps have not settled):"
+                    " draw the weights or biases with a smaller scale so that"
+                    f" q stays below {large_q_threshold(act):g}, or use fewer"
+                    " layers",
+                    q,
+                    f"pre-activation second moments up to {large_q_threshold(act):g}",
+                )
+        value = self.values[key] = compute()
+        return value
+
+
+def large_q_threshold(act: Activation) -> float:
+    """The q beyond which φ's correlation integrals are slow (see above).
+
+    :data:`LARGE_Q_FEATURE_WIDTHS` feature widths squared; infinite for the
+    positively homogeneous activations, whose integrals are closed forms.
+    """
+    if is_positively_homogeneous(act):
+        return math.inf
+    return LARGE_Q_FEATURE_WIDTHS * _feature_scale(act) ** 2
+
+
 def _activate(
-    name: str, act: Activation, q: float, q_crosses: tuple[float, ...]
+    name: str,
+    act: Activation,
+    q: float,
+    q_crosses: tuple[float, ...],
+    bivariate: _Bivariate,
 ) -> _Activated:
     """φ of a centred Gaussian pre-activation of second moment q and cross moments.
 
@@ -693,10 +791,10 @@ def _activate(
     scale = 1.0
     if is_positively_homogeneous(act) and q > 0.0:
         q, scale = 1.0, q
-    mean, second_moment = meanfield.post_activation_moments(act, q)
-    unique = {c: meanfield.cross_moment(act, q, q, c) for c in set(correlations)}
+    mean, second_moment = bivariate.post_activation_moments(act, q)
+    unique = {c: bivariate.cross_moment(name, act, q, c) for c in set(correlations)}
     crosses = tuple(scale * unique[c] for c in correlations)
-    derivative = meanfield.chi_1(act, q, 1.0)
+    derivative = bivariate.chi_1(act, q)
     stream = _Stream(
         scale * second_moment,
         math.sqrt(scale) * mean,
@@ -706,14 +804,16 @@ def _activate(
     return _Activated(stream, derivative)
 
 
-def _derivative_cross(act: Activation, q: float, q_cross: float) -> float:
+def _derivative_cross(
+    name: str, act: Activation, q: float, q_cross: float, bivariate: _Bivariate
+) -> float:
     """E[φ'(h)·φ'(h')] for two pre-activations of second moment q and cross q_cross.
 
     Scale-free for positively homogeneous activations, like E[φ'²].
     """
     if is_positively_homogeneous(act) and q > 0.0:
         q, q_cross = 1.0, q_cross / q
-    return meanfield.chi_c(act, q, _correlation(q_cross, q), 1.0)
+    return bivariate.chi_c(name, act, q, _correlation(q_cross, q))
 
 
 def _correlation(cross: float, q: float) -> float:
@@ -734,6 +834,7 @@ class _Propagator:
         self.follow_tokens = follow_tokens
         self.rows: list[_Row] = []
         self.notes: list[str] = []
+        self.bivariate = _Bivariate()
 
     def blocks(
         self, blocks: tuple[Block, ...], stream: _Stream
@@ -773,7 +874,9 @@ class _Propagator:
         if not self.follow_tokens:
             # Only attention reads the other pairs: follow the input pair alone.
             q_crosses = (q_crosses[_PAIR],) * 4
-        activated = _activate(dense.name, dense.activation, q, q_crosses)
+        activated = _activate(
+            dense.name, dense.activation, q, q_crosses, self.bivariate
+        )
         output = activated.stream
         threshold = saturation_threshold(dense.activation)
         row = _Row(
@@ -798,7 +901,11 @@ class _Propagator:
             cross_factor = 0.0
             if gradient.sequence_cross:
                 cross_factor = _derivative_cross(
-                    dense.activation, q, q_crosses[_SEQUENCE]
+                    dense.name,
+                    dense.activation,
+                    q,
+                    q_crosses[_SEQUENCE],
+                    self.bivariate,
                 )
             at_h, at_input = backward_through_dense(
                 gradient.second_moment,
