@@ -132,7 +132,7 @@ def test_over_budget_raises_limit_exceeded_and_the_next_call_is_answered(
     assert error.limit == "compute_budget"
     assert error.estimate["work"] > error.limit_value
     assert "analytic" in error.detail
-    assert error.errors[0].pointer == "/seeds"
+    assert error.errors[0].pointer == "/backward"
     # The service answers the next request, and the analytic method fits.
     assert client.health()["status"] == "ok"
     assert len(client.statistics(wide, method="analytic").layers) == 100

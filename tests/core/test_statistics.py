@@ -28,6 +28,7 @@ from initlab.core.spec import (
 from initlab.core.statistics import (
     GridAxis,
     build_network,
+    check_budget,
     compute_statistics,
     phase_diagram_chart,
     propagation_chart,
@@ -778,3 +779,101 @@ def test_trend_of_a_single_layer_has_no_growth_factor():
 
     assert (single.verdict, single.ratio, single.growth_factor) == ("stable", 1.0, None)
     assert silent.verdict == "vanishing" and silent.crossing_layer == "a"
+
+
+# --- what a refusal over budget suggests ------------------------------------------
+
+
+def linear_cost(seeds: int, batch_size: int, backward: bool) -> montecarlo.Cost:
+    """A made-up simulation: 1e6 flops per example, 1e9 random-number flops per
+    network when backward (its weights), 1e3 bytes per example."""
+    return montecarlo.Cost(
+        flops=10**6 * seeds * batch_size,
+        peak_bytes=10**3 * batch_size,
+        random_numbers=10**6 * seeds if backward else 0,
+    )
+
+
+def budget_refusal(seeds, batch_size, backward=True, **budgets) -> LimitExceeded:
+    with pytest.raises(LimitExceeded) as caught:
+        montecarlo_cost = linear_cost(seeds, batch_size, backward is not False)
+        check_budget(
+            montecarlo_cost,
+            seeds=seeds,
+            batch_size=batch_size,
+            estimate=linear_cost,
+            backward=backward,
+            **budgets,
+        )
+    return caught.value
+
+
+def test_when_the_weight_draws_dominate_the_refusal_points_at_backward():
+    # One seed, batch 2: 2e6 flops and 1e9 flop-equivalents of weight draws.
+    error = budget_refusal(1, 2, compute_budget=5e8)
+
+    (problem,) = error.problems
+    assert problem.path == ("backward",)
+    assert "for 1 seed of a batch of 2" in problem.message
+    assert "the random numbers are 100% of it" in problem.message
+    assert '"backward": false (forward statistics only' in problem.message
+    assert "2e+06 flop-equivalents)" in problem.message
+    assert "smaller batch" not in problem.message
+    assert problem.message.endswith("or method 'analytic' (always within budget)")
+    assert (error.limit, error.limit_value) == ("compute_budget", 5e8)
+
+
+def test_every_single_change_that_fits_is_named_once():
+    # 8 seeds of 64: 8·(6.4e7 + 1e9) = 8.5e9; 3 seeds fit in 3.5e9.
+    error = budget_refusal(8, 64, compute_budget=3.5e9)
+
+    (problem,) = error.problems
+    assert problem.path == ("seeds",)
+    assert "at most 3 seeds (you asked for 8)" in problem.message
+    assert '"backward": false' in problem.message
+    assert "a smaller batch" not in problem.message
+    assert problem.message.count("method 'analytic'") == 1
+
+
+def test_a_smaller_batch_is_worked_out_when_seeds_and_backward_cannot_help():
+    # Forward only: 1e6 per example and seed; 4 seeds of 300 examples fit in
+    # 1.2e9, not 4 of 301; the memory (1e3 per example) is not the limit.
+    error = budget_refusal(4, 1000, backward=False, compute_budget=1.2e9)
+
+    (problem,) = error.problems
+    assert problem.path == ("seeds",)
+    error = budget_refusal(
+        4, 1000, backward=False, compute_budget=1.2e9, memory_budget=4e5
+    )
+    (problem,) = error.problems
+    assert problem.path == ("batch_size",)
+    assert "a batch of at most 300 (you asked for 1000)" in problem.message
+    assert "1e+06 bytes of working memory" in problem.message
+    assert "memory_budget = 4e+05" in problem.message
+    assert "4e+09 flop-equivalents" in problem.message
+    assert '"backward"' not in problem.message
+    assert error.limit == "compute_budget"
+
+
+def test_memory_alone_over_names_the_memory_budget_and_no_seeds():
+    error = budget_refusal(
+        8, 64, backward=False, compute_budget=1e12, memory_budget=1e4
+    )
+
+    (problem,) = error.problems
+    assert error.limit == "memory_budget"
+    assert problem.path == ("batch_size",)
+    assert "a batch of at most 10 (you asked for 64)" in problem.message
+    assert "seeds (you asked" not in problem.message
+    assert "flop-equivalents" not in problem.message
+
+
+def test_a_network_over_budget_by_itself_points_at_the_network():
+    error = budget_refusal(2, 4, compute_budget=1e5)
+
+    (problem,) = error.problems
+    assert problem.path == ("layers",)
+    assert (
+        "one network alone at a batch of 1 needs 1e+06 flop-equivalents and"
+        " 1e+03 bytes: ask for fewer or narrower layers" in problem.message
+    )

@@ -440,7 +440,10 @@ def test_over_budget_is_refused_with_the_estimate_and_the_service_answers_next(
         == estimate["flops"]
         + estimate["random_number_flops"] * (estimate["random_numbers"])
     )
-    assert pointers(body) == ["/seeds"]
+    # Drawing 4096 × 4096 weights per layer for the backward pass is what is
+    # over: forward-only with a small batch is the change that fits.
+    assert pointers(body) == ["/backward"]
+    assert '"backward": false with a batch of at most' in message_at(body, "/backward")
     assert "INITLAB_COMPUTE_BUDGET" in body["detail"]
     assert "analytic" in body["detail"]
     assert f"{estimate['work']:.3g}" in body["detail"]
@@ -479,7 +482,9 @@ def test_the_memory_budget_is_checked_too(
     body = problem_of(response, 422, "limit-exceeded")
     assert body["limit"] == "memory_budget"
     assert body["estimate"]["peak_bytes"] > 1000
-    assert pointers(body) == ["/batch_size"]
+    # Not even one network at a batch of 1 fits in 1000 bytes: the network.
+    assert pointers(body) == ["/spec/layers"]
+    assert "one network alone at a batch of 1" in message_at(body, "/spec/layers")
     assert "INITLAB_MEMORY_BUDGET" in body["detail"]
 
 

@@ -26,7 +26,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -778,6 +778,12 @@ class StatisticsResult:
         raise KeyError(name)
 
 
+# What a refusal can suggest: (where, the change, the cost with it).
+_Fix = tuple[Path, str]
+# Cost of a simulation with (seeds, batch_size, backward) changed.
+CostEstimate = Callable[[int, int, bool], montecarlo.Cost]
+
+
 def check_budget(
     cost: montecarlo.Cost,
     *,
@@ -785,54 +791,167 @@ def check_budget(
     batch_size: int,
     compute_budget: float,
     memory_budget: float | None = None,
+    estimate: CostEstimate | None = None,
+    backward: bool | None = None,
+    network_path: Path = ("layers",),
 ) -> None:
     """Refuse a simulation whose estimated cost is over a budget, before any work.
 
     ``compute_budget`` bounds :attr:`Cost.work` (flops plus random numbers at
     their flop price), ``memory_budget`` the peak bytes. The refusal, a
-    :class:`LimitExceeded` naming ``compute_budget`` or ``memory_budget``,
-    states the estimate, the limit and what to change: the largest number of
-    seeds that fits (work grows linearly with seeds; memory does not), a
-    smaller batch, or the analytic method.
+    :class:`LimitExceeded` naming ``compute_budget`` (or ``memory_budget``
+    when only memory is over), states each estimate over its limit, and every
+    single change that brings the request within both budgets, worked out
+    with ``estimate`` (the cost at other seeds, batch size and ``backward``):
+    at most so many seeds (work grows linearly with seeds, memory does not),
+    ``"backward": false`` (forward statistics only, sampled from the exact
+    kernel without drawing weights) when ``backward`` is True (None: the
+    request simulates backward with no choice), the largest
+    batch that fits; always the analytic method. The problem points at the
+    first change listed, or at ``network_path`` when one network at a batch
+    of 1 is over by itself. Without ``estimate`` only the seeds are worked out.
     """
-    if cost.work > compute_budget:
-        per_seed = cost.work / seeds
-        fitting = int(compute_budget // per_seed)
+    over_compute = cost.work > compute_budget
+    over_memory = memory_budget is not None and cost.peak_bytes > memory_budget
+    if not over_compute and not over_memory:
+        return
+
+    def fits(candidate: montecarlo.Cost) -> bool:
+        return candidate.work <= compute_budget and (
+            memory_budget is None or candidate.peak_bytes <= memory_budget
+        )
+
+    fixes: list[_Fix] = []
+    if not over_memory:
+        fitting = int(compute_budget // (cost.work / seeds))
         if fitting >= 1:
-            fix = f"ask for at most {fitting} seeds (you asked for {seeds})"
+            fixes.append(
+                (("seeds",), f"at most {fitting} seeds (you asked for {seeds})")
+            )
+    if estimate is not None:
+        fixes.extend(_budget_fixes(estimate, fits, seeds, batch_size, backward))
+
+    stated = []
+    if over_compute:
+        stated.append(
+            f"the Monte Carlo estimate is {cost.work:.3g} flop-equivalents"
+            f" ({cost.flops:.3g} flops and {cost.random_numbers:.3g} random"
+            f" numbers at {montecarlo.RANDOM_NUMBER_FLOPS} flops each) for"
+            f" {seeds} seed{'s' if seeds != 1 else ''} of a batch of {batch_size},"
+            " over the limit"
+            f" compute_budget = {compute_budget:.3g}"
+        )
+        drawn = montecarlo.RANDOM_NUMBER_FLOPS * cost.random_numbers
+        if backward is not False and drawn > cost.flops:
+            stated.append(
+                f"drawing the weights for the backward pass dominates: the random"
+                f" numbers are {drawn / cost.work:.0%} of it"
+            )
+    if over_memory:
+        stated.append(
+            f"the Monte Carlo estimate needs {cost.peak_bytes:.3g} bytes of working"
+            f" memory for a batch of {batch_size}, over the limit memory_budget ="
+            f" {memory_budget:.3g}"
+        )
+    analytic = "method 'analytic' (always within budget)"
+    if fixes:
+        path = fixes[0][0]
+        changes = [change for _, change in fixes]
+        advice = (
+            "any one of these brings it within budget: "
+            + "; ".join(changes)
+            + f"; or {analytic}"
+        )
+    elif estimate is not None:
+        path = network_path
+        alone = estimate(1, 1, backward is None)
+        advice = (
+            f"one network alone at a batch of 1 needs {alone.work:.3g}"
+            f" flop-equivalents and {alone.peak_bytes:.3g} bytes: ask for fewer or"
+            f" narrower layers, or {analytic}"
+        )
+    else:
+        path = ("batch_size",)
+        advice = f"ask for a smaller batch, or {analytic}"
+    raise LimitExceeded(
+        [
+            FieldProblem(
+                path,
+                "; ".join([*stated, advice]),
+                value=cost.work if over_compute else cost.peak_bytes,
+            )
+        ],
+        limit="compute_budget" if over_compute else "memory_budget",
+        limit_value=compute_budget if over_compute else memory_budget,
+    )
+
+
+def _budget_fixes(
+    estimate: CostEstimate,
+    fits: Callable[[montecarlo.Cost], bool],
+    seeds: int,
+    batch_size: int,
+    backward: bool | None,
+) -> list[_Fix]:
+    """The forward-only and smaller-batch changes that bring a request in budget.
+
+    ``backward`` as :func:`check_budget` takes it: None simulates backward
+    with no choice. Forward-only with a smaller batch (and 1 seed) is offered
+    only when no single change is enough.
+    """
+    both_ways = backward is not False
+    forward = '"backward": false'
+    fixes: list[_Fix] = []
+    if backward and fits(estimate(seeds, batch_size, False)):
+        fixes.append(
+            (
+                ("backward",),
+                f"{forward} (forward statistics only, sampled from the exact"
+                " kernel without drawing weights:"
+                f" {estimate(seeds, batch_size, False).work:.3g} flop-equivalents)",
+            )
+        )
+    directions = [(both_ways, ("batch_size",), "")]
+    if backward:
+        directions.append((False, ("backward",), f"{forward} with "))
+    for simulate_backward, path, prefix in directions:
+        if fixes:
+            break
+        for count in dict.fromkeys((seeds, 1)):
+            batch = _largest_fitting_batch(
+                lambda size, count=count, way=simulate_backward: estimate(
+                    count, size, way
+                ),
+                fits,
+                batch_size,
+            )
+            if batch is None:
+                continue
+            if count == seeds:
+                change = f"a batch of at most {batch} (you asked for {batch_size})"
+            else:
+                change = f"1 seed and a batch of at most {batch}"
+            fixes.append((path, prefix + change))
+            break
+    return fixes
+
+
+def _largest_fitting_batch(
+    cost_at: Callable[[int], montecarlo.Cost],
+    fits: Callable[[montecarlo.Cost], bool],
+    batch_size: int,
+) -> int | None:
+    """The largest batch up to ``batch_size`` within budget (cost grows with it)."""
+    if not fits(cost_at(1)):
+        return None
+    low, high = 1, batch_size
+    while low < high:
+        middle = (low + high + 1) // 2
+        if fits(cost_at(middle)):
+            low = middle
         else:
-            fix = f"one network alone needs {per_seed:.3g}; ask for a smaller batch"
-        raise LimitExceeded(
-            [
-                FieldProblem(
-                    ("seeds",),
-                    f"the Monte Carlo estimate is {cost.work:.3g} flop-equivalents"
-                    f" ({cost.flops:.3g} flops and {cost.random_numbers:.3g} random"
-                    f" numbers at {montecarlo.RANDOM_NUMBER_FLOPS} flops each) for"
-                    f" {seeds} seeds of a batch of {batch_size}, over the limit"
-                    f" compute_budget = {compute_budget:.3g}; {fix}, a smaller"
-                    " batch, or method 'analytic' (always within budget)",
-                    value=cost.work,
-                )
-            ],
-            limit="compute_budget",
-            limit_value=compute_budget,
-        )
-    if memory_budget is not None and cost.peak_bytes > memory_budget:
-        raise LimitExceeded(
-            [
-                FieldProblem(
-                    ("batch_size",),
-                    f"the Monte Carlo estimate needs {cost.peak_bytes:.3g} bytes of"
-                    f" working memory for a batch of {batch_size}, over the limit"
-                    f" memory_budget = {memory_budget:.3g}; ask for a smaller batch"
-                    " (memory grows with it, not with seeds) or method 'analytic'",
-                    value=cost.peak_bytes,
-                )
-            ],
-            limit="memory_budget",
-            limit_value=memory_budget,
-        )
+            high = middle - 1
+    return low
 
 
 def compute_statistics(
@@ -892,6 +1011,15 @@ def compute_statistics(
             batch_size=batch_size,
             compute_budget=budget,
             memory_budget=memory_budget,
+            estimate=lambda count, size, both_ways: montecarlo.estimate_cost(
+                network,
+                batch_size=size,
+                seeds=count,
+                backward=both_ways,
+                spatial_size=spatial_size,
+                sequence_length=sequence_length,
+            ),
+            backward=backward,
         )
 
     tokens = math.prod(
@@ -1292,6 +1420,23 @@ def _chart_scheme(scheme: SchemeChoice, sigma_b2: float) -> SchemeChoice:
     return scheme
 
 
+def _chart_cost(
+    networks: Sequence[Network], seeds: int, batch_size: int
+) -> montecarlo.Cost:
+    """The chart's simulations one after another: work adds up, memory does not."""
+    costs = [
+        montecarlo.estimate_cost(
+            network, batch_size=batch_size, seeds=seeds, backward=True
+        )
+        for network in networks
+    ]
+    return montecarlo.Cost(
+        flops=sum(item.flops for item in costs),
+        peak_bytes=max(item.peak_bytes for item in costs),
+        random_numbers=sum(item.random_numbers for item in costs),
+    )
+
+
 def propagation_chart(
     activation: Activation,
     schemes: Sequence[SchemeChoice],
@@ -1345,23 +1490,17 @@ def propagation_chart(
     simulated = method != "analytic"
     cost = None
     if simulated:
-        costs = [
-            montecarlo.estimate_cost(
-                network, batch_size=batch_size, seeds=seeds, backward=True
-            )
-            for _, network, _ in resolved
-        ]
-        cost = montecarlo.Cost(
-            flops=sum(item.flops for item in costs),
-            peak_bytes=max(item.peak_bytes for item in costs),
-            random_numbers=sum(item.random_numbers for item in costs),
-        )
+        cost = _chart_cost([network for _, network, _ in resolved], seeds, batch_size)
         check_budget(
             cost,
             seeds=seeds,
             batch_size=batch_size,
             compute_budget=budget,
             memory_budget=memory_budget,
+            estimate=lambda count, size, _: _chart_cost(
+                [network for _, network, _ in resolved], count, size
+            ),
+            network_path=("width",),
         )
 
     series: list[Series] = []
