@@ -21,6 +21,7 @@ from marshmallow import Schema, fields, validate
 
 from initlab.core.activations import ACTIVATION_NAMES, ACTIVATION_PARAMETERS
 from initlab.core.errors import json_value
+from initlab.core.schemes import OPTION_MAGNITUDE
 from initlab.core.statistics import METHODS
 from initlab.core.types import SchemeChoice
 from initlab.web.schemas.catalog import ACTIVATION_PARAMETER_NAMES, QueryNumber
@@ -1084,17 +1085,31 @@ def _query_integer(default: int, minimum: int, description: str) -> QueryInteger
 
 
 def _query_number(
-    default: float, description: str, *, minimum: float = 0.0, exclusive: bool = False
+    default: float,
+    description: str,
+    *,
+    minimum: float = 0.0,
+    exclusive: bool = False,
+    maximum: float | None = None,
 ) -> QueryNumber:
     bound = "exclusiveMinimum" if exclusive else "minimum"
+    metadata = {"description": description, "default": default, bound: minimum}
+    if maximum is None:
+        allowed = f"{'>' if exclusive else '≥'} {minimum:g}"
+    else:
+        # 1e6 as the scheme options write it, not 1e+06.
+        top = f"{maximum:g}".replace("e+0", "e").replace("e+", "e")
+        allowed = f"in {'(' if exclusive else '['}{minimum:g}, {top}]"
+        metadata["maximum"] = maximum
     return QueryNumber(
         load_default=default,
         validate=validate.Range(
             min=minimum,
             min_inclusive=not exclusive,
-            error=f"must be {'>' if exclusive else '≥'} {minimum:g}; got {{input}}",
+            max=maximum,
+            error=f"must be {allowed}; got {{input}}",
         ),
-        metadata={"description": description, "default": default, bound: minimum},
+        metadata=metadata,
     )
 
 
@@ -1180,13 +1195,20 @@ PropagationQuerySchema = QuerySchema.from_dict(
 
 
 def _grid_fields(name: str, symbol: str, low: float, high: float) -> dict:
+    """An axis of the phase diagram, bounded as mean_field's options are."""
     positive = name == "sigma_w2"
     return {
         f"{name}_min": _query_number(
-            low, f"Smallest {symbol} of the grid.", exclusive=positive
+            low,
+            f"Smallest {symbol} of the grid.",
+            exclusive=positive,
+            maximum=OPTION_MAGNITUDE,
         ),
         f"{name}_max": _query_number(
-            high, f"Largest {symbol} of the grid.", exclusive=positive
+            high,
+            f"Largest {symbol} of the grid.",
+            exclusive=positive,
+            maximum=OPTION_MAGNITUDE,
         ),
         f"{name}_steps": _query_integer(
             DEFAULT_GRID_STEPS,
