@@ -26,6 +26,7 @@ from initlab.core.spec import (
     expand,
 )
 from initlab.core.statistics import (
+    EDGE_TOLERANCE,
     GridAxis,
     build_network,
     check_budget,
@@ -877,3 +878,36 @@ def test_a_network_over_budget_by_itself_points_at_the_network():
         "one network alone at a batch of 1 needs 1e+06 flop-equivalents and"
         " 1e+03 bytes: ask for fewer or narrower layers" in problem.message
     )
+
+
+# --- the edge of chaos in the summary ---------------------------------------------
+
+
+def tanh_phase(sigma_w2: float):
+    expanded = mlp_spec(depth=6, width=64, activation=Activation("tanh"))
+    scheme = SchemeChoice("mean_field", {"sigma_w2": sigma_w2, "sigma_b2": 0.05})
+    return statistics_of(expanded, scheme).summary.phase
+
+
+def test_the_tanh_edge_of_chaos_to_seven_digits_is_critical():
+    phase = tanh_phase(1.760955)
+
+    # χ₁ = 1 + 7.7e-8: chaotic to meanfield's 1e-9, but the σ_w² given to
+    # seven digits cannot place it on either side of the edge.
+    assert 1.0 + 1e-9 < phase.chi_1 < 1.0 + EDGE_TOLERANCE
+    assert phase.phase == "critical"
+    assert phase.xi_c is None and phase.xi_grad is None
+    assert phase.xi_q == pytest.approx(1.521097, rel=1e-6)
+    assert (
+        "χ₁ = 1.00000008 at q* is within 1e-6 of 1, closer than a σ_w² written to"
+        " 7 significant digits can place it" in phase.reason
+    )
+
+
+def test_a_sigma_w2_one_part_in_a_thousand_off_the_edge_keeps_its_phase():
+    above, below = tanh_phase(1.762), tanh_phase(1.759)
+
+    assert above.phase == "chaotic" and above.chi_1 > 1.0 + EDGE_TOLERANCE
+    assert above.xi_grad < 0 < above.xi_c
+    assert below.phase == "ordered" and below.chi_1 < 1.0 - EDGE_TOLERANCE
+    assert "puts the stack in the ordered phase" in below.reason

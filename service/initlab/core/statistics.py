@@ -598,6 +598,18 @@ class PhaseSummary:
     xi_grad: float | None = None
 
 
+EDGE_TOLERANCE = 1e-6
+"""A stack whose χ₁ is within this of 1 is summarised as critical.
+
+σ_w² is given to about 7 significant digits (the reference edge of chaos of
+tanh at σ_b² = 0.05 is σ_w² = 1.760955; the reason quotes 7), which leaves it
+uncertain by up to 5e-7 relative, and χ₁ = σ_w²·E[φ'(h)²] moves with σ_w² in
+about that proportion: a χ₁ nearer 1 than 1e-6 (twice that) cannot be told
+from the edge by the σ_w² that produced it, and its depth scales, 1/|ln χ₁|
+beyond 10⁶ layers, are those of the edge. meanfield's own critical band,
+:data:`initlab.core.meanfield.PHASE_TOLERANCE`, is that of its quadrature.
+"""
+
 HOMOGENEITY_TOLERANCE = 1e-9
 """σ_w² and σ_b² of two layers that agree to this relative error are equal."""
 
@@ -661,12 +673,29 @@ def phase_summary(network: Network, input_second_moment: float = 1.0) -> PhaseSu
             False, f"{network.blocks[0].name} starts the stack at q = 0 (zero init)"
         )
     point = meanfield.fixed_point(activation, sigma_w2, sigma_b2, q_input=q_input)
+    shared = (
+        f"hidden layers share φ = {activation.name}, σ_w² = {sigma_w2:.7g},"
+        f" σ_b² = {sigma_b2:.7g}"
+    )
+    phase, xi_c, xi_grad = point.phase, point.xi_c, point.xi_grad
+    if point.phase != "critical" and abs(point.chi_1 - 1.0) <= EDGE_TOLERANCE:
+        phase, xi_c, xi_grad = "critical", None, None
+        tolerance = f"{EDGE_TOLERANCE:g}".replace("e-0", "e-")
+        reason = (
+            f"{shared}; χ₁ = {point.chi_1:.9g} at q* is within {tolerance} of 1,"
+            " closer than a σ_w² written to 7 significant digits can place it:"
+            " the stack is at the edge of chaos (critical phase), and ξ_c and ξ_∇"
+            " are taken as infinite"
+        )
+    else:
+        reason = (
+            f"{shared}; χ₁ = {point.chi_1:.9g} at q* puts the stack in the"
+            f" {point.phase} phase"
+        )
     return PhaseSummary(
         True,
-        f"hidden layers share φ = {activation.name}, σ_w² = {sigma_w2:.6g},"
-        f" σ_b² = {sigma_b2:.6g}; χ₁ = {point.chi_1:.6g} at q* puts the stack in"
-        f" the {point.phase} phase",
-        point.phase,
+        reason,
+        phase,
         activation,
         sigma_w2,
         sigma_b2,
@@ -674,8 +703,8 @@ def phase_summary(network: Network, input_second_moment: float = 1.0) -> PhaseSu
         point.c_star,
         point.chi_1,
         point.xi_q,
-        point.xi_c,
-        point.xi_grad,
+        xi_c,
+        xi_grad,
     )
 
 

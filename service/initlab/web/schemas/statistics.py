@@ -563,7 +563,9 @@ class PhaseSchema(Schema):
         metadata={
             "description": "`ordered` (χ₁ < 1: gradients vanish, inputs"
             " converge), `chaotic` (χ₁ > 1: gradients explode, inputs"
-            " decorrelate) or `critical` (χ₁ = 1, the edge of chaos).",
+            " decorrelate) or `critical` (χ₁ = 1, the edge of chaos: within"
+            " 1e-6 of 1, the accuracy of a σ_w² given to 7 significant digits;"
+            " ξ_c and ξ_∇ are then null, infinite).",
             "enum": ["ordered", "chaotic", "critical", None],
         },
     )
