@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 PORT ?= 8000
 export PORT
 
-.PHONY: serve test lint openapi fixtures lock clean
+.PHONY: serve test lint openapi fixtures bench lock clean
 
 # Gunicorn reads WEB_CONCURRENCY before its config file and refuses a bad value
 # without naming it ("Error: Value must be positive: -1"): make serve names it.
@@ -43,6 +43,12 @@ lint: $(BIN)/.installed
 # Regenerate openapi.yaml from the marshmallow schemas (a test fails when it drifts).
 openapi: $(BIN)/.installed
 	$(BIN)/python -m initlab.web.openapi > openapi.yaml
+
+# Monte Carlo speed and memory against plain numpy and PyTorch forward passes,
+# side by side, printing ratios (not part of make test; PyTorch is optional:
+# pip install -r benchmarks/requirements.txt into the venv to include it).
+bench: $(BIN)/.installed
+	$(BIN)/python benchmarks/bench_montecarlo.py
 
 # Regenerate tests/fixtures/reference from PyTorch, Keras and JAX themselves.
 # Needs the optional reference libraries: see tools/README.md.
