@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from flask import Blueprint, Response, current_app, request
-from marshmallow import ValidationError
+from marshmallow import Schema, ValidationError
 
 from initlab.core.activations import (
     ACTIVATION_PARAMETERS,
@@ -50,7 +50,9 @@ blueprint = Blueprint("v1", __name__)
 def post_recommendations() -> Response:
     config = current_config()
     body = read_json_object(request, config.max_json_depth)
-    spec, choices = _load_recommendation_request(body, config.spec_limits)
+    spec, choices = load_request_with_spec(
+        body, RecommendationRequestSchema(), config.spec_limits
+    )
     try:
         # Before any pattern is read; patterns × tensors waits for the spec.
         check_override_limits(len(choices["overrides"]), 0, config.spec_limits)
@@ -128,15 +130,16 @@ def get_schemes() -> Response:
     return current_app.json.response(SchemesResponseSchema().dump(answer))
 
 
-def _load_recommendation_request(
-    body: Mapping[str, Any], limits: SpecLimits
+def load_request_with_spec(
+    body: Mapping[str, Any], schema: Schema, limits: SpecLimits
 ) -> tuple[Spec, Mapping[str, Any]]:
-    """The spec and the scheme choices, or a 422 listing every schema error of both."""
+    """The spec and the request's other fields, or a 422 listing every schema
+    error of both (shared by every endpoint that takes a spec)."""
     errors: list[FieldError] = []
     choices: Mapping[str, Any] = {}
     spec = None
     try:
-        choices = RecommendationRequestSchema().load(body)
+        choices = schema.load(body)
     except ValidationError as error:
         errors += problems.errors_from_validation_error(error, (), body)
     if body.get("spec") is not None:

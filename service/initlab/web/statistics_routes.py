@@ -32,7 +32,7 @@ from initlab.core.recommend import (
     recommend,
 )
 from initlab.core.schemes import resolve_scheme
-from initlab.core.spec import Spec, SpecLimits, expand
+from initlab.core.spec import expand
 from initlab.core.statistics import (
     Estimate,
     GridAxis,
@@ -49,8 +49,8 @@ from initlab.web import problems
 from initlab.web.config import Config, StatisticsLimits, current_config
 from initlab.web.jsonio import read_json_object
 from initlab.web.problems import LIMIT_EXCEEDED, FieldError, Problem
+from initlab.web.routes import load_request_with_spec
 from initlab.web.schemas.catalog import ACTIVATION_PARAMETER_NAMES
-from initlab.web.schemas.spec import load_spec
 from initlab.web.schemas.statistics import (
     ANALYTIC_VALUES,
     MONTE_CARLO_VALUES,
@@ -101,7 +101,9 @@ def post_statistics() -> Response:
     config = current_config()
     limits = config.statistics_limits
     body = read_json_object(request, config.max_json_depth)
-    spec, choices = _load_statistics_request(body, config.spec_limits)
+    spec, choices = load_request_with_spec(
+        body, StatisticsRequestSchema(), config.spec_limits
+    )
     try:
         # As in /v1/recommendations: before any pattern is read.
         check_override_limits(len(choices["overrides"]), 0, config.spec_limits)
@@ -167,30 +169,6 @@ def post_statistics() -> Response:
 
     answer = _statistics_answer(result, recommendation, limits, choices["backward"])
     return _json_response(StatisticsResponseSchema(), answer)
-
-
-def _load_statistics_request(
-    body: Mapping[str, Any], limits: SpecLimits
-) -> tuple[Spec, Mapping[str, Any]]:
-    """The spec and the other fields, or a 422 listing every schema error of both."""
-    errors: list[FieldError] = []
-    choices: Mapping[str, Any] = {}
-    spec = None
-    try:
-        choices = StatisticsRequestSchema().load(body)
-    except ValidationError as error:
-        errors += problems.errors_from_validation_error(error, (), body)
-    if body.get("spec") is not None:
-        try:
-            spec = load_spec(body["spec"], limits)
-        except ValidationError as error:
-            errors += problems.errors_from_validation_error(error, ("spec",), body)
-        except InvalidInput as error:
-            raise problems.invalid_input_problem(error, ("spec",), body) from None
-
-    if errors:
-        raise problems.validation_problem(errors)
-    return spec, choices
 
 
 def _resolve_init(
