@@ -50,25 +50,9 @@ blueprint = Blueprint("v1", __name__)
 def post_recommendations() -> Response:
     config = current_config()
     body = read_json_object(request, config.max_json_depth)
-    spec, choices = load_request_with_spec(
-        body, RecommendationRequestSchema(), config.spec_limits
+    expanded, scheme, overrides, choices = load_spec_and_schemes(
+        body, RecommendationRequestSchema(), "scheme", config.spec_limits
     )
-    try:
-        # Before any pattern is read; patterns × tensors waits for the spec.
-        check_override_limits(len(choices["overrides"]), 0, config.spec_limits)
-    except LimitExceeded as error:
-        raise problems.invalid_input_problem(error, (), body) from None
-
-    found: list[FieldProblem] = []
-    scheme, overrides = _resolve_schemes(body, choices, found)
-    try:
-        expanded = expand(spec, config.spec_limits)
-    except LimitExceeded as error:
-        raise problems.invalid_input_problem(error, ("spec",), body) from None
-    except InvalidInput as error:
-        found[:0] = error.prefixed("spec").problems
-    if found:
-        raise problems.invalid_input_problem(InvalidInput(found), (), body)
 
     try:
         result = recommend(expanded, scheme, overrides, config.spec_limits)
@@ -155,8 +139,41 @@ def load_request_with_spec(
     return spec, choices
 
 
+def load_spec_and_schemes(
+    body: Mapping[str, Any], schema: Schema, scheme_field: str, limits: SpecLimits
+) -> tuple[ExpandedSpec, SchemeChoice, dict[str, SchemeChoice], Mapping[str, Any]]:
+    """Load a request that carries a spec, a scheme (at ``scheme_field``) and
+    overrides: the expanded spec, the resolved scheme and overrides, and the
+    request's other fields; or one 422 listing every problem of all three.
+
+    Shared by every endpoint that draws a spec with a scheme.
+    """
+    spec, choices = load_request_with_spec(body, schema, limits)
+    try:
+        # Before any pattern is read; patterns × tensors waits for the spec.
+        check_override_limits(len(choices["overrides"]), 0, limits)
+    except LimitExceeded as error:
+        raise problems.invalid_input_problem(error, (), body) from None
+
+    found: list[FieldProblem] = []
+    scheme, overrides = _resolve_schemes(body, choices, scheme_field, found)
+    try:
+        expanded = expand(spec, limits)
+    except LimitExceeded as error:
+        raise problems.invalid_input_problem(error, ("spec",), body) from None
+    except InvalidInput as error:
+        found[:0] = error.prefixed("spec").problems
+    if found:
+        raise problems.invalid_input_problem(InvalidInput(found), (), body)
+
+    return expanded, scheme, overrides, choices
+
+
 def _resolve_schemes(
-    body: Mapping[str, Any], choices: Mapping[str, Any], found: list[FieldProblem]
+    body: Mapping[str, Any],
+    choices: Mapping[str, Any],
+    scheme_field: str,
+    found: list[FieldProblem],
 ) -> tuple[SchemeChoice, dict[str, SchemeChoice]]:
     """Check the scheme and every override's, adding their problems to ``found``.
 
@@ -172,7 +189,7 @@ def _resolve_schemes(
             found.extend(error.problems)
             return choice
 
-    scheme = resolve(choices["scheme"], ("scheme",))
+    scheme = resolve(choices[scheme_field], (scheme_field,))
     overrides = {
         pattern: resolve(choice, ("overrides", pattern))
         for pattern, choice in choices["overrides"].items()

@@ -28,10 +28,8 @@ from initlab.core.activations import make_activation
 from initlab.core.errors import FieldProblem, InvalidInput, LimitExceeded, Path
 from initlab.core.recommend import (
     RecommendationResult,
-    check_override_limits,
     recommend,
 )
-from initlab.core.schemes import resolve_scheme
 from initlab.core.spec import expand
 from initlab.core.statistics import (
     Estimate,
@@ -49,7 +47,7 @@ from initlab.web import problems
 from initlab.web.config import Config, StatisticsLimits, current_config
 from initlab.web.jsonio import read_json_object
 from initlab.web.problems import LIMIT_EXCEEDED, FieldError, Problem
-from initlab.web.routes import load_request_with_spec
+from initlab.web.routes import load_spec_and_schemes
 from initlab.web.schemas.catalog import ACTIVATION_PARAMETER_NAMES
 from initlab.web.schemas.statistics import (
     ANALYTIC_VALUES,
@@ -101,25 +99,9 @@ def post_statistics() -> Response:
     config = current_config()
     limits = config.statistics_limits
     body = read_json_object(request, config.max_json_depth)
-    spec, choices = load_request_with_spec(
-        body, StatisticsRequestSchema(), config.spec_limits
+    expanded, init, overrides, choices = load_spec_and_schemes(
+        body, StatisticsRequestSchema(), "init", config.spec_limits
     )
-    try:
-        # As in /v1/recommendations: before any pattern is read.
-        check_override_limits(len(choices["overrides"]), 0, config.spec_limits)
-    except LimitExceeded as error:
-        raise problems.invalid_input_problem(error, (), body) from None
-
-    found: list[FieldProblem] = []
-    init, overrides = _resolve_init(body, choices, found)
-    try:
-        expanded = expand(spec, config.spec_limits)
-    except LimitExceeded as error:
-        raise problems.invalid_input_problem(error, ("spec",), body) from None
-    except InvalidInput as error:
-        found[:0] = error.prefixed("spec").problems
-    if found:
-        raise problems.invalid_input_problem(InvalidInput(found), (), body)
 
     for field_name, limit, fix in (
         ("batch_size", "max_batch_size", "ask for a smaller batch"),
@@ -169,31 +151,6 @@ def post_statistics() -> Response:
 
     answer = _statistics_answer(result, recommendation, limits, choices["backward"])
     return _json_response(StatisticsResponseSchema(), answer)
-
-
-def _resolve_init(
-    body: Mapping[str, Any], choices: Mapping[str, Any], found: list[FieldProblem]
-) -> tuple[SchemeChoice, dict[str, SchemeChoice]]:
-    """Check ``init`` and every override's scheme, adding problems to ``found``.
-
-    As in /v1/recommendations, a scheme sent as a bare name is at fault at its
-    own pointer (``/init``), one sent as an object at its ``name``.
-    """
-
-    def resolve(choice: SchemeChoice, path: Path) -> SchemeChoice:
-        sent = problems.value_at(body, path)
-        try:
-            return resolve_scheme(choice, path, path if isinstance(sent, str) else None)
-        except InvalidInput as error:
-            found.extend(error.problems)
-            return choice
-
-    init = resolve(choices["init"], ("init",))
-    overrides = {
-        pattern: resolve(choice, ("overrides", pattern))
-        for pattern, choice in choices["overrides"].items()
-    }
-    return init, overrides
 
 
 def _refuse_over_layer_count(expanded: ExpandedSpec, limits: StatisticsLimits) -> None:
