@@ -39,6 +39,15 @@ from .models import (
     SchemeOption,
     Truncation,
 )
+from .mup import (
+    MupAttention,
+    MupBase,
+    MupPackageValues,
+    MupParamGroup,
+    MupRow,
+    MupTable,
+    MupTarget,
+)
 from .spec import load_spec
 from .statistics import (
     AnalyticValues,
@@ -83,6 +92,13 @@ __all__ = [
     "InvalidResponse",
     "LimitExceeded",
     "MonteCarloValues",
+    "MupAttention",
+    "MupBase",
+    "MupPackageValues",
+    "MupParamGroup",
+    "MupRow",
+    "MupTable",
+    "MupTarget",
     "NotFound",
     "OverrideResult",
     "ParameterRecommendation",

@@ -33,6 +33,7 @@ from .models import (
     SchemeInfo,
     list_member,
 )
+from .mup import MupTable
 from .statistics import PhaseDiagram, PropagationChart, Statistics
 
 BASE_URL_ENV = "INITLAB_URL"
@@ -169,6 +170,84 @@ class Client:
         )
 
         return self._call("POST", "/v1/statistics", Statistics.from_json, json=body)
+
+    def mup_table(
+        self,
+        spec: Mapping[str, Any],
+        *,
+        targets: Sequence[Mapping[str, Any]],
+        lr: float,
+        base_dims: Mapping[str, Any] | None = None,
+        optimizer: str = "adamw",
+        weight_decay: float | None = None,
+        eps: float | None = None,
+        init_std: float | None = None,
+        init_scheme: str | Mapping[str, Any] | None = None,
+        readout_zero_init: bool | None = None,
+        query_zero_init: bool | None = None,
+        output_multiplier: float | None = None,
+        input_multiplier: float | None = None,
+        attention_multiplier: float | None = None,
+        form: str | None = None,
+        weight_decay_convention: str | None = None,
+        depth: Mapping[str, Any] | None = None,
+        width_dims: Sequence[str] | None = None,
+        width_dim: str | None = None,
+    ) -> MupTable:
+        """How the base model's tuned settings carry over to wider or deeper targets.
+
+        ``spec`` is the architecture as in :meth:`recommend`; ``base_dims``
+        overrides its dims to describe the tuned base (proxy) model, and each
+        of ``targets`` (at most 64) overrides the spec's own dims (``{}`` is
+        the spec as written). ``lr`` is the base's tuned learning rate under
+        ``optimizer`` (``"adamw"``, ``"adam"`` or ``"sgd"``). ``form`` is
+        ``"mup_package"`` (Yang et al. 2022, Tensor Programs V, Table 8, as
+        the microsoft/mup package implements it), ``"table3"`` or
+        ``"practitioner"``; ``depth`` is ``{"rule": "completep", "alpha":
+        1.0}`` or ``{"rule": "depth_mup"}`` for targets of another depth.
+        Give ``init_std`` or ``init_scheme``, not both. Arguments left at
+        ``None`` are not sent, so the service's defaults apply (weight decay
+        0, ε 1e-8, init std 0.02, a zero-initialized readout, multipliers
+        1.0); the answer echoes every choice. Raises :class:`ValidationError`
+        with a pointer to each field at fault.
+        """
+        _check_spec(spec)
+        if isinstance(targets, (str, Mapping)):
+            raise TypeError(
+                "targets must be a list of dim overrides, one per target model,"
+                f" such as [{{'d_model': 1024}}]; got {type(targets).__name__}"
+            )
+        body: dict[str, Any] = {
+            "spec": dict(spec),
+            "targets": [
+                dict(target) if isinstance(target, Mapping) else target
+                for target in targets
+            ],
+            "optimizer": optimizer,
+            "lr": lr,
+        }
+        optional = {
+            "base_dims": None if base_dims is None else dict(base_dims),
+            "weight_decay": weight_decay,
+            "eps": eps,
+            "init_std": init_std,
+            "init_scheme": init_scheme,
+            "readout_zero_init": readout_zero_init,
+            "query_zero_init": query_zero_init,
+            "output_multiplier": output_multiplier,
+            "input_multiplier": input_multiplier,
+            "attention_multiplier": attention_multiplier,
+            "form": form,
+            "weight_decay_convention": weight_decay_convention,
+            "depth": None if depth is None else dict(depth),
+            "width_dims": None if width_dims is None else list(width_dims),
+            "width_dim": width_dim,
+        }
+        body.update(
+            {key: value for key, value in optional.items() if value is not None}
+        )
+
+        return self._call("POST", "/v1/mup/table", MupTable.from_json, json=body)
 
     def propagation(
         self,

@@ -1,0 +1,620 @@
+"""The client's µP tables: the models, the JSON and CSV writers, the live method.
+
+The unit tests read an answer written out by hand for the MLP of
+tests/fixtures/mup/mlp.spec.json (base width 64) under µP's Table 8 as the
+mup package applies it with AdamW (Yang et al. 2022, Tensor Programs V): a
+hidden weight's lr is η/m_in and its weight decay λ·m_in, its init std
+σ/√m_in; the readout's forward multiplier is 1/m_in. The live tests post the
+same spec to the real service (gunicorn on 127.0.0.1).
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import io
+import json
+import math
+from collections.abc import Iterator
+from http import HTTPStatus
+from pathlib import Path
+
+import pytest
+import requests
+from requests.adapters import BaseAdapter
+
+from initlab_client import (
+    Client,
+    InvalidResponse,
+    MupPackageValues,
+    MupParamGroup,
+    MupRow,
+    MupTable,
+    ValidationError,
+    load_spec,
+)
+from initlab_client.mup import CSV_COLUMNS
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+MLP_SPEC = REPO_ROOT / "tests" / "fixtures" / "mup" / "mlp.spec.json"
+BASE_WIDTH = 64
+LR = 1e-3
+WEIGHT_DECAY = 0.1
+INIT_STD = 0.02
+
+
+def mlp_row(name: str, shape: list, base_shape: list, role: str, **values) -> dict:
+    """One row of the answer; a tensor with no width-like dim unless told."""
+    row = {
+        "name": name,
+        "shape": shape,
+        "base_shape": base_shape,
+        "layout": "out_in",
+        "tied_to": None,
+        "width_dims": [],
+        "m_in": 1.0,
+        "m_out": 1.0,
+        "class": "scalar_like",
+        "role": role,
+        "lr": LR,
+        "lr_multiplier": 1.0,
+        "weight_decay": WEIGHT_DECAY,
+        "init_std": INIT_STD,
+        "init_mean": 0.0,
+        "forward_multiplier": 1.0,
+        "depth_scaled": False,
+        "mup_package": None,
+        "notes": [],
+    }
+    row.update(values)
+    return row
+
+
+def mlp_target(width: int) -> dict:
+    """The answer's target for the MLP at ``width``, base width 64, AdamW."""
+    m = width / BASE_WIDTH
+    w = width
+    fan_out = {"width_dims": ["w"], "m_out": m, "class": "vector_like"}
+    fan_in = {"width_dims": ["w"], "m_in": m, "class": "vector_like"}
+    both = {"width_dims": ["w", "w"], "m_in": m, "m_out": m, "class": "matrix_like"}
+    hidden = {
+        "lr": LR / m,
+        "lr_multiplier": 1 / m,
+        "weight_decay": WEIGHT_DECAY * m,
+        "init_std": INIT_STD / math.sqrt(m),
+    }
+    readout = {"init_std": 0.0, "forward_multiplier": 1 / m}
+    rows = [
+        mlp_row("fc1.weight", [w, 32], [64, 32], "input", **fan_out),
+        mlp_row("fc1.bias", [w], [64], "bias", **fan_out, init_std=0.0),
+        mlp_row("fc2.weight", [w, w], [64, 64], "hidden", **both, **hidden),
+        mlp_row("fc2.bias", [w], [64], "bias", **fan_out, init_std=0.0),
+        mlp_row("fc3.weight", [w, w], [64, 64], "hidden", **both, **hidden),
+        mlp_row("fc3.bias", [w], [64], "bias", **fan_out, init_std=0.0),
+        mlp_row("readout.weight", [10, w], [10, 64], "output", **fan_in, **readout),
+        mlp_row("readout.bias", [10], [10], "bias", init_std=0.0),
+    ]
+    hidden_names = ["fc2.weight", "fc3.weight"]
+
+    return {
+        "dims": {"d_in": 32, "w": width, "n_out": 10},
+        "parameter_count": sum(math.prod(row["shape"]) for row in rows),
+        "residual_branch_count": 0,
+        "width_multipliers": {"w": m},
+        "depth_multiplier": 1.0,
+        "output_multiplier": 1 / m,
+        "input_multiplier": 1.0,
+        "attention_scale": None,
+        "attention": [],
+        "residual_multiplier": 1.0,
+        "adam_eps": 1e-8,
+        "parameters": rows,
+        "param_groups": [
+            {
+                "params": [r["name"] for r in rows if r["name"] not in hidden_names],
+                "lr": LR,
+                "weight_decay": WEIGHT_DECAY,
+                "eps": 1e-8,
+            },
+            {
+                "params": hidden_names,
+                "lr": hidden["lr"],
+                "weight_decay": hidden["weight_decay"],
+                "eps": 1e-8,
+            },
+        ],
+        "notes": ["readout.weight starts at zero (readout_zero_init)."],
+    }
+
+
+TABLE = {
+    "form": "mup_package",
+    "optimizer": "adamw",
+    "lr": LR,
+    "weight_decay": WEIGHT_DECAY,
+    "eps": 1e-8,
+    "weight_decay_convention": "mup_package",
+    "init": {"std": INIT_STD},
+    "readout_zero_init": True,
+    "query_zero_init": False,
+    "output_multiplier": 1.0,
+    "input_multiplier": 1.0,
+    "attention_multiplier": 1.0,
+    "depth": None,
+    "width_dims": ["w"],
+    "depth_dims": [],
+    "width_dim": "w",
+    "base": {
+        "dims": {"d_in": 32, "w": 64, "n_out": 10},
+        "parameter_count": 11082,
+        "residual_branch_count": 0,
+    },
+    "convention": "Table 8 of Tensor Programs V as the mup package applies it.",
+    "notes": ["width dims: w (64 in the base)."],
+    # 192 = 3 × 64: lr, init std and multipliers that no decimal writes exactly.
+    "targets": [mlp_target(256), mlp_target(192)],
+}
+TIED_ROW = {
+    "name": "lm_head.weight",
+    "shape": [50304, 1024],
+    "base_shape": [50304, 256],
+    "layout": "out_in",
+    "tied_to": "wte.weight",
+    "width_dims": ["d_model"],
+    "m_in": 4.0,
+    "m_out": 1.0,
+    "class": "vector_like",
+    "role": "output",
+    "lr": LR,
+    "lr_multiplier": 1.0,
+    "weight_decay": 0.0,
+    "init_std": INIT_STD,
+    "init_mean": 0.0,
+    "forward_multiplier": 0.25,
+    "depth_scaled": False,
+    "mup_package": {"lr": LR, "weight_decay": 0.0, "init_std": 0.04},
+    "notes": ["The mup package rescales the tied embedding by √m = 2."],
+}
+
+
+# -- models ------------------------------------------------------------------
+
+
+def test_the_table_echoes_every_choice() -> None:
+    table = MupTable.from_json(TABLE)
+
+    assert (table.form, table.optimizer) == ("mup_package", "adamw")
+    assert (table.lr, table.weight_decay, table.eps) == (1e-3, 0.1, 1e-8)
+    assert table.weight_decay_convention == "mup_package"
+    assert table.init == {"std": 0.02}
+    assert table.readout_zero_init is True and table.query_zero_init is False
+    assert table.depth is None
+    assert table.width_dims == ("w",) and table.depth_dims == ()
+    assert table.width_dim == "w"
+    assert table.base.dims == {"d_in": 32, "w": 64, "n_out": 10}
+    assert table.base.parameter_count == 11082
+    assert len(table.targets) == 2
+    assert table.raw == TABLE
+
+
+def test_a_target_reads_its_multipliers_rows_and_groups() -> None:
+    target = MupTable.from_json(TABLE).targets[0]
+
+    assert target.dims["w"] == 256
+    assert target.parameter_count == 142602
+    assert target.width_multipliers == {"w": 4.0}
+    assert target.output_multiplier == 0.25
+    assert target.attention == () and target.attention_scale is None
+    assert target.adam_eps == 1e-8
+    hidden = target.by_name("fc2.weight")
+    assert hidden.lr == 2.5e-4 and hidden.weight_decay == 0.4
+    assert hidden.init_std == 0.01
+    assert (hidden.m_in, hidden.m_out) == (4.0, 4.0)
+    assert target.by_name("fc1.weight").lr == 1e-3
+    assert target.param_groups[1] == MupParamGroup(
+        ("fc2.weight", "fc3.weight"), 2.5e-4, 0.4, 1e-8
+    )
+    assert len(target.param_groups[0].params) == 6
+
+
+def test_a_row_reads_class_as_param_class_and_keeps_its_json() -> None:
+    row = MupRow.from_json(TIED_ROW)
+
+    assert row.param_class == "vector_like"
+    assert row.role == "output"
+    assert row.shape == (50304, 1024) and row.base_shape == (50304, 256)
+    assert row.width_dims == ("d_model",)
+    assert row.tied_to == "wte.weight"
+    assert row.mup_package == MupPackageValues(1e-3, 0.0, 0.04)
+    assert row.notes == ("The mup package rescales the tied embedding by √m = 2.",)
+    assert row.raw == TIED_ROW
+    assert "param_class" not in row.raw
+
+
+def test_a_row_without_class_is_an_invalid_response_naming_it() -> None:
+    older = copy.deepcopy(TABLE)
+    del older["targets"][1]["parameters"][2]["class"]
+
+    with pytest.raises(
+        InvalidResponse, match=r"targets\[1\]\.parameters\[2\].*'class'"
+    ):
+        MupTable.from_json(older)
+
+
+def test_a_missing_contract_field_is_named_where_it_is_missing() -> None:
+    older = copy.deepcopy(TABLE)
+    del older["targets"][0]["param_groups"][1]["eps"]
+
+    with pytest.raises(
+        InvalidResponse, match=r"targets\[0\]\.param_groups\[1\].*'eps'"
+    ):
+        MupTable.from_json(older)
+
+
+def test_fields_from_a_newer_service_are_ignored_and_kept_in_raw() -> None:
+    newer = copy.deepcopy(TABLE)
+    newer["coord_check"] = {"steps": 3}
+    newer["targets"][0]["flops"] = 1.0e9
+    newer["targets"][0]["parameters"][0]["u_mup"] = {"scale": 1.0}
+    newer["targets"][0]["param_groups"][0]["betas"] = [0.9, 0.95]
+
+    table = MupTable.from_json(newer)
+
+    assert table == MupTable.from_json(TABLE)
+    assert table.raw["coord_check"] == {"steps": 3}
+    assert table.targets[0].parameters[0].raw["u_mup"] == {"scale": 1.0}
+
+
+def test_by_name_of_an_unknown_tensor_says_what_names_look_like() -> None:
+    target = MupTable.from_json(TABLE).targets[0]
+
+    with pytest.raises(KeyError, match=r"'fc2\.wieght' among 8.*like 'fc1\.weight'"):
+        target.by_name("fc2.wieght")
+
+
+def test_the_table_is_read_only() -> None:
+    row = MupTable.from_json(TABLE).targets[0].parameters[0]
+
+    with pytest.raises(AttributeError):
+        row.lr = 1.0  # type: ignore[misc]
+
+
+# -- writers -----------------------------------------------------------------
+
+
+def test_to_json_writes_the_answer_as_received(tmp_path: Path) -> None:
+    table = MupTable.from_json(TABLE)
+    path = tmp_path / "table.json"
+
+    table.to_json(path)
+
+    written = path.read_text(encoding="utf-8")
+    assert json.loads(written) == TABLE
+    # The service's own bytes: compact, keys in its order, one final newline.
+    assert written == json.dumps(TABLE, separators=(",", ":")) + "\n"
+    assert json.loads(written)["targets"][1]["parameters"][2]["lr"] == LR / 3
+
+
+def test_to_json_writes_to_an_open_file_and_indents_on_request() -> None:
+    table = MupTable.from_json(TABLE)
+    compact, indented = io.StringIO(), io.StringIO()
+
+    table.to_json(compact)
+    table.to_json(indented, indent=2)
+
+    assert json.loads(compact.getvalue()) == TABLE
+    assert json.loads(indented.getvalue()) == TABLE
+    assert indented.getvalue().startswith('{\n  "form": "mup_package",')
+    assert not compact.closed
+
+
+def read_csv(text: str) -> list[dict[str, str]]:
+    return list(csv.DictReader(io.StringIO(text, newline="")))
+
+
+def test_to_csv_writes_one_line_per_target_and_tensor(tmp_path: Path) -> None:
+    table = MupTable.from_json(TABLE)
+    path = tmp_path / "table.csv"
+
+    table.to_csv(path)
+
+    with open(path, encoding="utf-8", newline="") as file:
+        header = next(csv.reader(file))
+    lines = read_csv(path.read_text(encoding="utf-8"))
+    assert tuple(header) == CSV_COLUMNS
+    assert len(lines) == 16
+    assert lines[4] == {
+        "target": "0",
+        "target_dims": '{"d_in":32,"w":256,"n_out":10}',
+        "name": "fc3.weight",
+        "shape": "256x256",
+        "layout": "out_in",
+        "class": "matrix_like",
+        "role": "hidden",
+        "width_dims": "w;w",
+        "m_in": "4.0",
+        "m_out": "4.0",
+        "lr": "0.00025",
+        "lr_multiplier": "0.25",
+        "weight_decay": "0.4",
+        "init_std": "0.01",
+        "init_mean": "0.0",
+        "forward_multiplier": "1.0",
+        "depth_scaled": "false",
+        "tied_to": "",
+    }
+    assert [line["shape"] for line in lines[:2]] == ["256x32", "256"]
+    assert lines[15]["width_dims"] == "" and lines[15]["class"] == "scalar_like"
+
+
+def test_the_csv_read_back_equals_the_rows() -> None:
+    table = MupTable.from_json(TABLE)
+    buffer = io.StringIO(newline="")
+
+    table.to_csv(buffer)
+
+    lines = read_csv(buffer.getvalue())
+    rows = [
+        (index, target, row)
+        for index, target in enumerate(table.targets)
+        for row in target.parameters
+    ]
+    assert len(lines) == len(rows)
+    for line, (index, target, row) in zip(lines, rows, strict=True):
+        assert int(line["target"]) == index
+        assert json.loads(line["target_dims"]) == target.dims
+        assert line["name"] == row.name
+        assert tuple(int(size) for size in line["shape"].split("x")) == row.shape
+        assert (line["layout"], line["class"], line["role"]) == (
+            row.layout,
+            row.param_class,
+            row.role,
+        )
+        assert tuple(filter(None, line["width_dims"].split(";"))) == row.width_dims
+        for column in ("m_in", "m_out", "lr", "lr_multiplier", "weight_decay"):
+            assert float(line[column]) == getattr(row, column)
+        for column in ("init_std", "init_mean", "forward_multiplier"):
+            assert float(line[column]) == getattr(row, column)
+        assert (line["depth_scaled"] == "true") is row.depth_scaled
+        assert (line["tied_to"] or None) == row.tied_to
+
+
+def test_csv_numbers_keep_every_digit() -> None:
+    buffer = io.StringIO()
+
+    MupTable.from_json(TABLE).to_csv(buffer)
+
+    fc2 = read_csv(buffer.getvalue())[8 + 2]
+    assert fc2["target_dims"] == '{"d_in":32,"w":192,"n_out":10}'
+    assert fc2["lr"] == "0.0003333333333333333"
+    assert float(fc2["lr"]) == 1e-3 / 3
+    assert float(fc2["init_std"]) == 0.02 / math.sqrt(3)
+    assert float(fc2["weight_decay"]) == 0.1 * 3
+
+
+def test_csv_names_the_tensor_a_row_is_tied_to() -> None:
+    tied = copy.deepcopy(TABLE)
+    tied["targets"] = [tied["targets"][0]]
+    tied["targets"][0]["parameters"].append(TIED_ROW)
+    buffer = io.StringIO()
+
+    MupTable.from_json(tied).to_csv(buffer)
+
+    last = read_csv(buffer.getvalue())[-1]
+    assert (last["name"], last["tied_to"]) == ("lm_head.weight", "wte.weight")
+    assert last["shape"] == "50304x1024"
+    assert last["forward_multiplier"] == "0.25"
+
+
+def test_a_destination_that_is_neither_path_nor_file_is_refused() -> None:
+    table = MupTable.from_json(TABLE)
+
+    with pytest.raises(TypeError, match="path .* or a text file.* got int"):
+        table.to_csv(3)  # type: ignore[arg-type]
+
+
+# -- what the method sends ---------------------------------------------------
+
+
+class RecordingAdapter(BaseAdapter):
+    """Answers every request with TABLE and keeps the request, to read its body."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.requests: list[requests.PreparedRequest] = []
+
+    def send(self, request, **kwargs):
+        self.requests.append(request)
+        response = requests.Response()
+        response.status_code = 200
+        response.reason = HTTPStatus.OK.phrase
+        response.url = request.url
+        response.request = request
+        response._content = json.dumps(TABLE).encode()
+        response.headers["Content-Type"] = "application/json"
+        return response
+
+    def close(self) -> None:
+        pass
+
+
+def recording_client() -> tuple[Client, RecordingAdapter]:
+    adapter = RecordingAdapter()
+    session = requests.Session()
+    session.mount("http://initlab.test", adapter)
+    return Client("http://initlab.test", session=session), adapter
+
+
+def test_mup_table_sends_only_the_options_given() -> None:
+    client, adapter = recording_client()
+    spec = load_spec(MLP_SPEC)
+
+    table = client.mup_table(
+        spec, targets=({"w": 256},), lr=1e-3, weight_decay=0.1, width_dims=("w",)
+    )
+
+    (request,) = adapter.requests
+    assert request.method == "POST"
+    assert request.url == "http://initlab.test/v1/mup/table"
+    assert json.loads(request.body) == {
+        "spec": spec,
+        "targets": [{"w": 256}],
+        "optimizer": "adamw",
+        "lr": 1e-3,
+        "weight_decay": 0.1,
+        "width_dims": ["w"],
+    }
+    assert table == MupTable.from_json(TABLE)
+
+
+def test_mup_table_sends_every_option_by_its_contract_name() -> None:
+    client, adapter = recording_client()
+
+    client.mup_table(
+        {"dims": {"w": 64}, "layers": []},
+        targets=[{"w": 128}],
+        lr=0.1,
+        base_dims={"w": 32},
+        optimizer="sgd",
+        weight_decay=0.0,
+        eps=1e-6,
+        init_scheme={"name": "kaiming_normal"},
+        readout_zero_init=False,
+        query_zero_init=True,
+        output_multiplier=2.0,
+        input_multiplier=3.0,
+        attention_multiplier=0.5,
+        form="table3",
+        weight_decay_convention="independent",
+        depth={"rule": "completep", "alpha": 0.5},
+        width_dim="w",
+    )
+
+    body = json.loads(adapter.requests[0].body)
+    assert body["base_dims"] == {"w": 32}
+    assert body["weight_decay"] == 0.0 and body["readout_zero_init"] is False
+    assert body["init_scheme"] == {"name": "kaiming_normal"}
+    assert body["depth"] == {"rule": "completep", "alpha": 0.5}
+    assert set(body) == {
+        "spec",
+        "targets",
+        "lr",
+        "optimizer",
+        "base_dims",
+        "weight_decay",
+        "eps",
+        "init_scheme",
+        "readout_zero_init",
+        "query_zero_init",
+        "output_multiplier",
+        "input_multiplier",
+        "attention_multiplier",
+        "form",
+        "weight_decay_convention",
+        "depth",
+        "width_dim",
+    }
+
+
+@pytest.mark.parametrize("targets", [{"w": 256}, "w=256"])
+def test_targets_that_are_not_a_list_are_refused_before_sending(targets) -> None:
+    client, adapter = recording_client()
+
+    with pytest.raises(TypeError, match=r"targets must be a list of dim overrides"):
+        client.mup_table(load_spec(MLP_SPEC), targets=targets, lr=1e-3)
+
+    assert adapter.requests == []
+
+
+# -- against the real service ------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def client(live_server_url: str) -> Iterator[Client]:
+    with Client(live_server_url) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def mlp_table(client: Client) -> MupTable:
+    return client.mup_table(
+        load_spec(MLP_SPEC),
+        base_dims={"w": 64},
+        targets=[{"w": 256}, {"w": 1024}],
+        optimizer="adamw",
+        lr=1e-3,
+        weight_decay=0.1,
+    )
+
+
+@pytest.mark.server
+def test_hidden_lr_scales_as_one_over_m_in(mlp_table: MupTable) -> None:
+    wide, wider = mlp_table.targets
+
+    # Tensor Programs V, Table 8 (MuAdamW): a hidden weight's lr is η/m_in.
+    assert wide.width_multipliers == {"w": 4.0}
+    assert wide.by_name("fc2.weight").m_in == 4.0
+    assert wide.by_name("fc2.weight").lr == pytest.approx(2.5e-4, rel=1e-12)
+    assert wide.by_name("fc2.weight").param_class == "matrix_like"
+    assert wider.by_name("fc2.weight").lr == pytest.approx(6.25e-5, rel=1e-12)
+    # mup package convention: weight decay × m_in, so lr·wd stays constant.
+    assert wide.by_name("fc2.weight").weight_decay == pytest.approx(0.4, rel=1e-12)
+
+
+@pytest.mark.server
+def test_input_weights_keep_the_base_lr_and_the_readout_divides_by_m(
+    mlp_table: MupTable,
+) -> None:
+    wide = mlp_table.targets[0]
+
+    assert wide.by_name("fc1.weight").lr == pytest.approx(1e-3, rel=1e-12)
+    assert wide.by_name("fc1.weight").param_class == "vector_like"
+    assert wide.output_multiplier == pytest.approx(0.25, rel=1e-12)
+    assert wide.by_name("readout.weight").init_std == 0.0
+    assert mlp_table.form == "mup_package" and mlp_table.optimizer == "adamw"
+    assert mlp_table.base.dims["w"] == 64
+    assert [target.dims["w"] for target in mlp_table.targets] == [256, 1024]
+
+
+@pytest.mark.server
+def test_to_json_writes_the_service_bytes(
+    live_server_url: str, mlp_table: MupTable
+) -> None:
+    body = {
+        "spec": load_spec(MLP_SPEC),
+        "base_dims": {"w": 64},
+        "targets": [{"w": 256}, {"w": 1024}],
+        "optimizer": "adamw",
+        "lr": 1e-3,
+        "weight_decay": 0.1,
+    }
+    answer = requests.post(f"{live_server_url}/v1/mup/table", json=body, timeout=60)
+    buffer = io.StringIO()
+
+    mlp_table.to_json(buffer)
+
+    assert answer.status_code == 200
+    assert buffer.getvalue().encode() == answer.content
+
+
+@pytest.mark.server
+def test_the_live_csv_reads_back_to_the_rows(mlp_table: MupTable) -> None:
+    buffer = io.StringIO(newline="")
+
+    mlp_table.to_csv(buffer)
+
+    lines = read_csv(buffer.getvalue())
+    rows = [row for target in mlp_table.targets for row in target.parameters]
+    assert [line["name"] for line in lines] == [row.name for row in rows]
+    assert [float(line["lr"]) for line in lines] == [row.lr for row in rows]
+    assert [line["class"] for line in lines] == [row.param_class for row in rows]
+
+
+@pytest.mark.server
+def test_no_targets_raises_validation_error_naming_targets(client: Client) -> None:
+    with pytest.raises(ValidationError) as caught:
+        client.mup_table(load_spec(MLP_SPEC), targets=[], lr=1e-3)
+
+    error = caught.value
+    assert error.status == 422
+    assert any(field.pointer.startswith("/targets") for field in error.errors)
