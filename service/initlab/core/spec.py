@@ -319,6 +319,21 @@ def expand(spec: Spec, limits: SpecLimits = SpecLimits()) -> ExpandedSpec:
     return _Emitter(plan).emit()
 
 
+def plan_tensor_count(spec: Spec, limits: SpecLimits = SpecLimits()) -> int:
+    """How many parameter tensors ``spec`` expands to, without expanding it.
+
+    Checks every rule as :func:`expand` does (raising the same errors); the
+    count comes from the repeat counts, so it costs the spec's length, not its
+    expanded size.
+    """
+    planner = _Planner(limits)
+    plan = planner.plan_spec(spec)
+    if planner.problems:
+        raise InvalidInput(planner.problems)
+
+    return plan.tensors
+
+
 def check_list_limits(
     length: int, depth: int, path: Path, limits: SpecLimits = SpecLimits()
 ) -> None:

@@ -22,6 +22,7 @@ from typing import TypeVar
 from flask import current_app
 
 from initlab.core.montecarlo import RANDOM_NUMBER_FLOPS
+from initlab.core.mup import MupLimits
 from initlab.core.spec import SpecLimits
 
 ENV_PREFIX = "INITLAB_"
@@ -110,14 +111,15 @@ class Config:
     ``max_body_bytes`` bounds the request body (413 above it);
     ``max_json_depth`` bounds how deeply arrays and objects may nest in a
     body (400 above it); ``spec_limits`` bounds the expanded architecture
-    and ``statistics_limits`` the work of the statistics and chart endpoints
-    (422 above them).
+    ``statistics_limits`` the work of the statistics and chart endpoints and
+    ``mup_limits`` the size of a µP table (422 above them).
     """
 
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     max_json_depth: int = DEFAULT_MAX_JSON_DEPTH
     spec_limits: SpecLimits = field(default_factory=SpecLimits)
     statistics_limits: StatisticsLimits = field(default_factory=StatisticsLimits)
+    mup_limits: MupLimits = field(default_factory=MupLimits)
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> Config:
@@ -138,6 +140,7 @@ class Config:
             ),
             spec_limits=_read_limits(environ, SpecLimits),
             statistics_limits=_read_limits(environ, StatisticsLimits),
+            mup_limits=_read_limits(environ, MupLimits),
         )
 
 
@@ -165,7 +168,7 @@ def settings() -> list[Setting]:
             "Deepest nesting of JSON arrays and objects in a body; deeper gets 400.",
         ),
     ]
-    for limits_class in (SpecLimits, StatisticsLimits):
+    for limits_class in (SpecLimits, StatisticsLimits, MupLimits):
         for limit, default in _limit_defaults(limits_class):
             description = limit.metadata.get("description") or (
                 f"Limit {limit.name} ({limits_class.__name__}); over it gets 422."

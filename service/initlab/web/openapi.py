@@ -28,6 +28,7 @@ from initlab.web.schemas.catalog import (
     HealthSchema,
     SchemesResponseSchema,
 )
+from initlab.web.schemas.mup import MupTableRequestSchema, MupTableResponseSchema
 from initlab.web.schemas.problem import ProblemSchema
 from initlab.web.schemas.recommendations import (
     RESOLVED_SCHEME_COMPONENT,
@@ -138,6 +139,22 @@ _PROBLEM_RESPONSES = {
 }
 
 
+MUP_DESCRIPTION = """\
+Expands the spec at the base dims and at each target's dims and classifies
+every parameter tensor as the mup package does: an axis is width-like when its
+size differs between the base and a target, a tensor with two width-like axes
+is matrix-like (hidden), with one vector-like (input, output, bias, norm,
+embedding), with none scalar-like. Each row gives the tensor's learning rate,
+weight decay, init std and forward multiplier for `optimizer`, in `form`
+(Tensor Programs V Table 8 as the mup package implements it, Table 3 without
+multipliers, or the single-multiplier practitioner form). The service always
+divides by the true fan_in multiplier; where the mup package 1.0.0 reads a
+tensor differently (a weight stored (in, out)), the row's `mup_package` gives
+the package's values. A repeat count that differs between the base and a target
+is a depth change and needs `depth` (`completep` or `depth_mup`).
+"""
+
+
 def build_spec() -> APISpec:
     """The service's OpenAPI document as an :class:`APISpec`."""
     spec = APISpec(
@@ -155,6 +172,11 @@ def build_spec() -> APISpec:
             "statistics",
             "How the signal and the gradient move through a network at init:"
             " the mean-field prediction and finite-width simulation.",
+        ),
+        (
+            "mup",
+            "µP: per-parameter learning rates, inits and multipliers from a tuned"
+            " base model to wider (and deeper) targets.",
         ),
         ("visualizations", "Chart-ready series and grids for the frontend."),
         ("catalogue", "The activations and schemes the service knows."),
@@ -212,6 +234,8 @@ def _add_components(spec: APISpec) -> None:
     )
     spec.components.schema("StatisticsRequest", schema=StatisticsRequestSchema)
     spec.components.schema("StatisticsResponse", schema=StatisticsResponseSchema)
+    spec.components.schema("MupTableRequest", schema=MupTableRequestSchema)
+    spec.components.schema("MupTableResponse", schema=MupTableResponseSchema)
     spec.components.schema("PropagationChart", schema=PropagationChartSchema)
     spec.components.schema("PhaseDiagramChart", schema=PhaseDiagramChartSchema)
     spec.components.schema("ActivationsResponse", schema=ActivationsResponseSchema)
@@ -307,6 +331,30 @@ def _add_paths(spec: APISpec) -> None:
                         "Per-layer rows, the summary, and what they were computed"
                         " with.",
                         "StatisticsResponse",
+                    ),
+                    **_problems("400", "413", "415", "422", "500"),
+                },
+            }
+        },
+    )
+    spec.path(
+        path="/v1/mup/table",
+        operations={
+            "post": {
+                "operationId": "mupTable",
+                "tags": ["mup"],
+                "summary": "µP learning rates, inits and multipliers per parameter,"
+                " from a tuned base model to each target.",
+                "description": MUP_DESCRIPTION,
+                "parameters": [request_id],
+                "requestBody": {
+                    "required": True,
+                    "content": {JSON_MEDIA_TYPE: {"schema": "MupTableRequest"}},
+                },
+                "responses": {
+                    "200": _ok(
+                        "One table per target, and what it was computed with.",
+                        "MupTableResponse",
                     ),
                     **_problems("400", "413", "415", "422", "500"),
                 },
