@@ -975,7 +975,11 @@ class _TableBuilder:
                 multipliers=tuple(m_width if wide else 1.0 for wide in width_like),
             )
         base_mean, base_std = self.base_init[key]
-        zero = (tensor.is_readout and settings.readout_zero_init) or (
+        # A tied readout is the embedding's tensor: zeroing it would zero the
+        # embedding, so readout_zero_init leaves it (a target note says so).
+        zero = (
+            tensor.is_readout and settings.readout_zero_init and tensor.tied_to is None
+        ) or (
             settings.query_zero_init
             and tensor.origin == "attention.q"
             and tensor.tensor == "weight"
@@ -1196,6 +1200,11 @@ class _TableBuilder:
                 continue
             shared = by_name.get(row.tied_to)
             m = row.m_in
+            if settings.readout_zero_init:
+                notes.append(
+                    f"readout_zero_init does not apply to {row.name}: it shares"
+                    f" {row.tied_to}, which keeps its init (std {row.init_std:.6g})."
+                )
             if shared is None or m == 1.0 or settings.form != "mup_package":
                 continue
             notes.append(
@@ -1356,9 +1365,15 @@ class _DimLabels:
             self.pairs.setdefault((base[name], target[name]), []).append(name)
 
     def label(self, base_size: int, size: int) -> str:
+        """``d_ff``; ``a|b`` when two dims have these sizes; ``3·d_model`` for a
+        fused projection; else the sizes themselves (``576→2304``)."""
         names = self.pairs.get((base_size, size))
         if names:
             return "|".join(names)
+        for (base_dim, dim), names in self.pairs.items():
+            factor, remainder = divmod(base_size, base_dim)
+            if not remainder and factor > 1 and size == factor * dim:
+                return f"{factor}·{'|'.join(names)}"
 
         return f"{base_size}→{size}"
 
