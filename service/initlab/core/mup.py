@@ -1000,7 +1000,14 @@ class _TableBuilder:
             settings.weight_decay, settings.optimizer, param_class, scaling
         )
         absorbed = 1.0
-        if settings.form == "table3" and forward != 1.0:
+        row_notes = []
+        if settings.form == "table3" and tensor.tied_to is not None and forward != 1.0:
+            row_notes.append(
+                "Tied to an embedding, this readout cannot hold its multiplier in the"
+                " shared weight (that would rescale the embedding): table3 keeps its"
+                " forward multiplier."
+            )
+        elif settings.form == "table3" and forward != 1.0:
             absorbed = forward if settings.optimizer in _ADAM else forward**2
             init_std *= forward
             init_mean *= forward
@@ -1020,7 +1027,6 @@ class _TableBuilder:
                 table8_decay,
                 init_std,
             )
-        row_notes = []
         if (
             settings.query_zero_init
             and tensor.origin == "attention.qkv"
