@@ -44,11 +44,14 @@ lint: $(BIN)/.installed
 openapi: $(BIN)/.installed
 	$(BIN)/python -m initlab.web.openapi > openapi.yaml
 
-# Monte Carlo speed and memory against plain numpy and PyTorch forward passes,
-# side by side, printing ratios (not part of make test; PyTorch is optional:
-# pip install -r benchmarks/requirements.txt into the venv to include it).
+# Benchmarks, each printing its paths side by side with ratios (not part of
+# make test): Monte Carlo speed and memory against plain numpy and PyTorch
+# forward passes (PyTorch is optional: pip install -r benchmarks/requirements.txt
+# into the venv to include it); the µP table's server time for a Llama-2-7B
+# spec with five targets against its 100 ms goal (starts gunicorn on a free port).
 bench: $(BIN)/.installed
 	$(BIN)/python benchmarks/bench_montecarlo.py
+	$(BIN)/python benchmarks/bench_mup.py
 
 # Regenerate tests/fixtures/reference from PyTorch, Keras and JAX themselves.
 # Needs the optional reference libraries: see tools/README.md.
