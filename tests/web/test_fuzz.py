@@ -156,3 +156,171 @@ def test_arbitrary_activation_queries_get_200_or_422(
     response = api.get("/v1/activations", query=query, conforms=None)
 
     assert response.status_code in (200, 422), response.get_data(as_text=True)
+
+
+# --- µP tables ---------------------------------------------------------------------
+
+GPT_DIMS = ("vocab", "n_positions", "d_model", "d_ff", "n_layer", "n_head")
+SMALL_GPT = {
+    "dims": {
+        "vocab": 50,
+        "n_positions": 16,
+        "d_model": 8,
+        "d_ff": 32,
+        "n_layer": 2,
+        "n_head": 2,
+    },
+    "layers": [
+        {"kind": "embedding", "name": "wte", "in": "vocab", "out": "d_model"},
+        {"kind": "embedding", "name": "wpe", "in": "n_positions", "out": "d_model"},
+        {
+            "kind": "repeat",
+            "name": "h",
+            "count": "n_layer",
+            "layers": [
+                {
+                    "kind": "residual",
+                    "norm": "pre",
+                    "norm_layer": {"kind": "layer_norm", "name": "ln_1"},
+                    "layers": [
+                        {
+                            "kind": "attention",
+                            "name": "attn",
+                            "d_model": "d_model",
+                            "n_heads": "n_head",
+                            "layout": "in_out",
+                        }
+                    ],
+                },
+                {
+                    "kind": "residual",
+                    "norm": "pre",
+                    "layers": [
+                        {
+                            "kind": "linear",
+                            "name": "fc",
+                            "in": "d_model",
+                            "out": "d_ff",
+                        },
+                        {
+                            "kind": "linear",
+                            "name": "proj",
+                            "in": "d_ff",
+                            "out": "d_model",
+                        },
+                    ],
+                },
+            ],
+        },
+        {
+            "kind": "linear",
+            "name": "head",
+            "in": "d_model",
+            "out": "vocab",
+            "tied_to": "wte",
+        },
+    ],
+}
+dim_overrides = st.dictionaries(
+    st.sampled_from([*GPT_DIMS, "d_modle"]),
+    st.integers(1, 96) | st.sampled_from([0, -4, 2.0, "8", None]),
+    max_size=4,
+)
+mup_requests = st.fixed_dictionaries(
+    {
+        "spec": st.just(SMALL_GPT) | specs,
+        "targets": st.lists(dim_overrides, max_size=3) | json_values,
+        "lr": st.floats(-1, 2) | st.sampled_from([1e-3, 0, "1e-3"]),
+    },
+    optional={
+        "base_dims": dim_overrides,
+        "optimizer": st.sampled_from(["adam", "adamw", "sgd", "lion"]),
+        "weight_decay": st.floats(-1, 1),
+        "init_std": st.floats(-1, 1) | st.none(),
+        "init_scheme": schemes,
+        "form": st.sampled_from(["mup_package", "table3", "practitioner", "table8"]),
+        "weight_decay_convention": st.sampled_from(
+            ["mup_package", "unscaled", "independent", "coupled"]
+        ),
+        "depth": st.none()
+        | st.fixed_dictionaries(
+            {"rule": st.sampled_from(["completep", "depth_mup", "u_mup"])},
+            optional={"alpha": st.floats(0, 2)},
+        ),
+        "width_dims": st.lists(st.sampled_from([*GPT_DIMS, "x"]), max_size=3),
+        "width_dim": st.sampled_from([*GPT_DIMS, "x"]),
+        "output_multiplier": st.floats(-1, 1e7),
+        "readout_zero_init": st.booleans() | st.none(),
+    },
+)
+
+
+@FUZZ
+@given(body=mup_requests)
+def test_mup_tables_get_200_or_a_problem(api: ContractClient, body: dict) -> None:
+    response = api.post("/v1/mup/table", json_body=body, conforms=None)
+
+    _answered_without_a_crash(response)
+
+
+@st.composite
+def plausible_mup_requests(draw: st.DrawFn) -> dict:
+    """Requests that mostly reach the mathematics: widths that divide into heads,
+    depth changes only with a depth rule, every option drawn from its choices."""
+    depth = draw(
+        st.none()
+        | st.just({"rule": "depth_mup"})
+        | st.fixed_dictionaries(
+            {"rule": st.just("completep")},
+            optional={"alpha": st.sampled_from([0.5, 0.75, 1.0])},
+        )
+    )
+
+    def dims() -> dict:
+        n_head = draw(st.sampled_from([1, 2, 4]))
+        chosen = {
+            "d_model": n_head * draw(st.sampled_from([2, 4, 16])),
+            "d_ff": draw(st.sampled_from([8, 32, 128])),
+            "n_head": n_head,
+        }
+        if depth is not None:
+            chosen["n_layer"] = draw(st.sampled_from([1, 2, 4, 8]))
+        return draw(st.sampled_from([chosen, {}, {"d_model": chosen["d_model"]}]))
+
+    body = {
+        "spec": SMALL_GPT,
+        "base_dims": dims(),
+        "targets": [dims() for _ in range(draw(st.integers(1, 3)))],
+        "lr": draw(st.sampled_from([1e-3, 0.1, 3.0])),
+        "depth": depth,
+    }
+    optional = {
+        "optimizer": st.sampled_from(["adam", "adamw", "sgd"]),
+        "weight_decay": st.sampled_from([0.0, 0.1]),
+        "init_scheme": st.sampled_from(["torch_default", "auto", "xavier_uniform"]),
+        "form": st.sampled_from(["mup_package", "table3", "practitioner"]),
+        "weight_decay_convention": st.sampled_from(
+            ["mup_package", "unscaled", "independent"]
+        ),
+        "width_dims": st.lists(
+            st.sampled_from(["d_model", "d_ff", "n_head"]), max_size=3, unique=True
+        ),
+        "query_zero_init": st.booleans(),
+        "output_multiplier": st.sampled_from([0.5, 1.0, 10.0]),
+    }
+    for name, strategy in optional.items():
+        if draw(st.booleans()):
+            body[name] = draw(strategy)
+
+    return body
+
+
+@FUZZ
+@given(body=plausible_mup_requests())
+def test_plausible_mup_tables_get_a_documented_answer(
+    api: ContractClient, body: dict
+) -> None:
+    """Near-valid requests reach the mathematics: a 200 that conforms, or a 422."""
+    response = api.post("/v1/mup/table", json_body=body, conforms=None)
+
+    _answered_without_a_crash(response)

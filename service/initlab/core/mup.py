@@ -627,27 +627,30 @@ class _TableBuilder:
     def resolve_width_dim(
         self, spec_dims: dict[str, int], base: dict[str, int], targets: list[dict]
     ) -> str | None:
-        """The dim whose multiplier is m_d (practitioner) and m_N (CompleteP's ε)."""
-        needed = self.settings.form == "practitioner" or self.settings.depth is not None
+        """The dim whose multiplier is m_d (practitioner) and m_N (CompleteP's ε).
+
+        Default: ``d_model`` when the spec has it, else the only width dim;
+        without either, a request that needs one is refused.
+        """
         name = self.settings.width_dim
         if name is not None:
             if name not in spec_dims:
                 self.problem(
                     ("width_dim",), _unknown_dim_message(name, spec_dims), value=name
                 )
-            elif name not in self.width_dims:
+            elif name in self.depth_dims:
                 self.problem(
                     ("width_dim",),
-                    f"width_dim {json_value(name)} is not a width dim (it has the same"
-                    " size in the base and every target); name one of: "
-                    + (", ".join(self.width_dims) or "none: no dim changes"),
+                    f"width_dim {json_value(name)} is a repeat count (a depth); name"
+                    " the residual-stream width, such as d_model",
                     value=name,
                 )
             return name
-        if "d_model" in self.width_dims:
+        if "d_model" in spec_dims and "d_model" not in self.depth_dims:
             return "d_model"
         if len(self.width_dims) == 1:
             return self.width_dims[0]
+        needed = self.settings.form == "practitioner" or self.settings.depth is not None
         if needed and self.width_dims:
             field_name = "form" if self.settings.form == "practitioner" else "depth"
             self.problem(
@@ -657,6 +660,7 @@ class _TableBuilder:
                 f" with width_dim, one of: {', '.join(self.width_dims)}",
                 allowed=", ".join(self.width_dims),
             )
+        del base, targets
 
         return None
 
@@ -844,7 +848,9 @@ class _TableBuilder:
                 value=depth.rule,
             )
         alpha = depth.alpha if depth is not None else 0.0
-        m_width = width_multipliers.get(self.width_dim, 1.0) if self.width_dim else 1.0
+        m_width = (
+            dims[self.width_dim] / base_dims[self.width_dim] if self.width_dim else 1.0
+        )
         notes: list[str] = []
 
         rows = []
