@@ -946,6 +946,19 @@ def test_a_conv_with_a_fixed_kernel_is_matrix_like_on_its_channels():
     assert_row(body, m_in=4.0, m_out=4.0, lr=ETA / 4, init_std=SIGMA / 2)
 
 
+def test_a_depth_rule_needs_residual_groups_to_scale():
+    """n 2 → 4 in a stack without residual groups: no branch to scale."""
+    error = problems_of(
+        plain_deep_mlp(),
+        {},
+        [{"d": 64, "n": 4}],
+        adamw(depth=DepthRule("completep", 1.0)),
+    )
+
+    problem = problem_at(error, ("depth",))
+    assert "residual" in problem.message
+
+
 def test_too_many_targets_are_refused_naming_the_limit():
     with pytest.raises(LimitExceeded) as raised:
         mup_table(

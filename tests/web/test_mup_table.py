@@ -266,6 +266,28 @@ def test_targets_must_be_a_list(api: ContractClient) -> None:
     assert '{"w": 1024}' in message
 
 
+def test_each_bad_target_size_is_pointed_at(api: ContractClient) -> None:
+    """0, "64" and 1.5 are not positive integers; each is named at its dim."""
+    body = problem_of(
+        post(api, conforms=False, targets=[{"w": 0}, {"w": "64"}, {"w": 1.5}])
+    )
+
+    assert pointers(body) == ["/targets/0/w", "/targets/1/w", "/targets/2/w"]
+    assert "positive integer" in message_at(body, "/targets/0/w")
+    assert '"64"' in message_at(body, "/targets/1/w")
+    assert "1.5" in message_at(body, "/targets/2/w")
+
+
+def test_a_bad_base_dim_is_pointed_at_by_its_name(api: ContractClient) -> None:
+    """A size of 0 and a name that is no identifier: the pointer is the dim's
+    own member of base_dims, as /spec/dims/<name> is for a spec's dims."""
+    body = problem_of(post(api, conforms=False, base_dims={"w": 0, "e-f": 3}))
+
+    assert sorted(pointers(body)) == ["/base_dims/e-f", "/base_dims/w"]
+    assert "positive integer" in message_at(body, "/base_dims/w")
+    assert "identifier" in message_at(body, "/base_dims/e-f")
+
+
 def test_an_unknown_target_dim_is_pointed_at_with_the_spec_dims(
     api: ContractClient,
 ) -> None:

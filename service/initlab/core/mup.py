@@ -839,12 +839,25 @@ class _TableBuilder:
             else 1.0
         )
         depth = settings.depth
-        if m_depth != 1.0 and depth is not None and not self.base.residual_branch_count:
+        outside = _count_outside_residuals(skeleton)
+        if depth is not None and outside != _count_outside_residuals(self.base):
+            changed = [d for d in sorted(self.depth_dims) if dims[d] != base_dims[d]]
+            where = (
+                "this spec has none"
+                if not self.base.residual_branch_count
+                else (
+                    f"changing {', '.join(changed)} adds or removes layers outside them"
+                    f" ({_count_outside_residuals(self.base)} tensors outside residual"
+                    f" groups in the base, {outside} in target {index})"
+                )
+            )
             self.problem(
-                ("depth",),
-                "the depth rules scale residual branches, and this spec has none; a"
-                " depth change outside residual groups has no µP rule here: keep the"
-                " repeat counts equal",
+                ("depth",)
+                if not self.base.residual_branch_count
+                else ("targets", index, changed[0]),
+                f"the depth rules scale residual branches, and {where}; µP has no"
+                " depth rule for stacked layers without a residual connection: keep"
+                " their repeat counts equal",
                 value=depth.rule,
             )
         alpha = depth.alpha if depth is not None else 0.0
@@ -1043,7 +1056,10 @@ class _TableBuilder:
                 " to zero-initialize the query; the std given is for the key and"
                 " value blocks."
             )
-        if settings.form == "practitioner" and param_class != "scalar_like":
+        moves_with_m = param_class == "matrix_like" or (
+            param_class == "vector_like" and settings.optimizer == "sgd"
+        )
+        if settings.form == "practitioner" and moves_with_m:
             true_m = (
                 axes.m_in if param_class == "matrix_like" else axes.vector_multiplier
             )
@@ -1423,6 +1439,11 @@ def _template_keys(expanded: ExpandedSpec) -> list[tuple]:
             keys[index] = (node.path, suffix)
 
     return keys
+
+
+def _count_outside_residuals(expanded: ExpandedSpec) -> int:
+    """Parameter tensors outside every residual branch (shortcuts included)."""
+    return sum(1 for tensor in expanded.parameters if tensor.residual is None)
 
 
 def _param_groups(rows: Sequence[MupRow], eps: float | None) -> tuple[ParamGroup, ...]:

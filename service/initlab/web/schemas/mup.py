@@ -10,10 +10,12 @@ checked by the core.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from marshmallow import ValidationError, fields, validate, validates_schema
 
+from initlab.core.errors import json_value
 from initlab.core.mup import (
     COMPLETEP_ALPHA_RANGE,
     DEPTH_MUP_ALPHA,
@@ -29,8 +31,9 @@ from initlab.web.schemas.recommendations import (
     SchemeRequestField,
 )
 from initlab.web.schemas.spec import OneOfWithHint, StrictBoolean, StrictSchema
-from initlab.web.schemas.statistics import JsonInteger, JsonNumber
+from initlab.web.schemas.statistics import JsonNumber
 
+DIM_NAME = re.compile(DIM_NAME_PATTERN)
 DEFAULT_OPTIMIZER = "adamw"
 DEFAULT_INIT_STD = 0.02
 DEFAULT_EPS = 1e-8
@@ -63,26 +66,46 @@ def _positive(description: str, default: float | None = None, **kwargs) -> JsonN
     )
 
 
-class DimsField(fields.Dict):
-    """Dims overrides: dim names to positive integers."""
+class DimsField(fields.Field):
+    """Dims overrides: dim names to positive integers.
+
+    Errors are keyed by the dim's name, so a problem points at
+    ``/targets/0/d_model`` rather than inside marshmallow's key/value split.
+    """
+
+    default_error_messages = {
+        "invalid": "must be an object of dim names to sizes, such as"
+        ' {{"d_model": 1024}}; got {input}',
+    }
 
     def __init__(self, **kwargs: Any) -> None:
-        super().__init__(
-            keys=fields.String(
-                validate=validate.Regexp(
-                    DIM_NAME_PATTERN, error="a dim name must be an identifier"
-                )
-            ),
-            values=JsonInteger(
-                validate=validate.Range(
-                    min=1, error="a dim must be a positive integer; got {input}"
-                )
-            ),
-            **kwargs,
-        )
+        super().__init__(**kwargs)
+        self.metadata.setdefault("type", "object")
         self.metadata.setdefault(
             "additionalProperties", {"type": "integer", "minimum": 1}
         )
+
+    def _deserialize(
+        self, value: Any, attr: str | None, data: Any, **kwargs: Any
+    ) -> dict[str, int]:
+        if not isinstance(value, dict):
+            raise self.make_error("invalid", input=json_value(value))
+        errors: dict[str, list[str]] = {}
+        for name, size in value.items():
+            if not DIM_NAME.match(name):
+                errors[name] = [
+                    f"a dim name must be an identifier (letters, digits and"
+                    f" underscores, not starting with a digit); got {json_value(name)}"
+                ]
+            elif isinstance(size, bool) or not isinstance(size, int) or size < 1:
+                errors[name] = [
+                    f"dim {json_value(name)} must be a positive integer; got"
+                    f" {json_value(size)}"
+                ]
+        if errors:
+            raise ValidationError(errors)
+
+        return dict(value)
 
 
 class DepthRuleSchema(StrictSchema):
@@ -150,6 +173,10 @@ class MupTableRequestSchema(StrictSchema):
     targets = fields.List(
         DimsField(),
         required=True,
+        error_messages={
+            "invalid": "must be a list of dims overrides, such as"
+            ' [{{"d_model": 512}}, {{"d_model": 1024}}]'
+        },
         validate=validate.Length(
             min=1, error="give at least one target (a dims override); got none"
         ),
