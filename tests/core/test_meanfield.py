@@ -584,8 +584,10 @@ def test_correlation_fixed_point_just_above_the_edge_of_chaos(name, limit, above
     assert point.phase == "chaotic"
     assert 0.99 < point.c_star < 1
     q = point.q_star
+    # A few tens of ulp: numpy's vectorized tanh and exp differ in the last bits
+    # between CPUs, and the map is evaluated again here.
     assert correlation_map(act, q, q, point.c_star, sigma_w2, 0.05) == pytest.approx(
-        point.c_star, abs=1e-15
+        point.c_star, abs=1e-14
     )
     # The next terms shift the ratio by about √(χ₁ − 1) at most.
     ratio = (1 - point.chi_c) / (point.chi_1 - 1)
@@ -602,8 +604,10 @@ def test_both_correlation_solvers_agree_where_they_meet():
     newton = meanfield._correlation_fixed_points(TANH, q, sigma_w2, sigma_b2)
     chi_1 = np.array([fixed_point(TANH, float(sigma_w2[0]), 0.05).chi_1])
     secant = meanfield._near_critical_correlation_fixed_points(TANH, q, sigma_w2, chi_1)
-    assert newton[0][0] == pytest.approx(secant[0][0], abs=1e-12)
-    assert newton[1][0] == pytest.approx(secant[1][0], abs=1e-12)
+    # Near the edge c* moves by about 1/(χ₁ − 1) ≈ 10³ times a change in the
+    # map, so last-bit differences between CPUs show at 1e-12.
+    assert newton[0][0] == pytest.approx(secant[0][0], abs=1e-11)
+    assert newton[1][0] == pytest.approx(secant[1][0], abs=1e-11)
 
 
 def test_inside_the_critical_band_the_correlation_depth_scale_is_infinite():
