@@ -73,6 +73,14 @@ class LimitExceeded(InvalidInput):
     limit_value: int | float | None = None
     title: str = "Request over a configured limit"
 
+    def prefixed(self, *prefix: str | int) -> LimitExceeded:
+        return LimitExceeded(
+            [p.prefixed(*prefix) for p in self.problems],
+            self.title,
+            limit=self.limit,
+            limit_value=self.limit_value,
+        )
+
 
 def json_value(value: Any, limit: int = VALUE_PREVIEW_CHARS) -> str:
     """``value`` as the user wrote it in JSON, for a message, cut to ``limit`` chars.

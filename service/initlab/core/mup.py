@@ -289,6 +289,14 @@ def _fan_axes(tensor: ParameterTensor) -> tuple[int | None, int | None]:
     return 1, 0
 
 
+def _is_readout(tensor: ParameterTensor, axes: _Axes) -> bool:
+    """Whether ``tensor`` belongs to the readout: the spec's last layer, when its
+    output size does not scale (a last layer whose output grows with width is a
+    hidden layer to µP)."""
+    fan_out = axes.fan_out_axis
+    return tensor.is_readout and not (fan_out is not None and axes.width_like[fan_out])
+
+
 def _role(tensor: ParameterTensor, axes: _Axes) -> Role:
     if tensor.kind == "embedding":
         return "embedding"
@@ -296,7 +304,7 @@ def _role(tensor: ParameterTensor, axes: _Axes) -> Role:
         return "norm"
     if tensor.tensor == "bias":
         return "bias"
-    if tensor.is_readout:
+    if _is_readout(tensor, axes):
         return "output"
     fan_in_wide = axes.fan_in_axis is not None and axes.width_like[axes.fan_in_axis]
     fan_out_wide = axes.fan_out_axis is not None and axes.width_like[axes.fan_out_axis]
@@ -461,8 +469,10 @@ class _TableBuilder:
         self.problems.append(FieldProblem(tuple(path), message, value, allowed))
 
     def raise_problems(self) -> None:
+        """Raise every problem found so far, each once (targets repeat them)."""
         if self.problems:
-            raise InvalidInput(self.problems)
+            unique = {(p.path, p.message): p for p in self.problems}
+            raise InvalidInput(list(unique.values()))
 
     # -- Dims --------------------------------------------------------------------
 
@@ -674,7 +684,11 @@ class _TableBuilder:
                     dataclasses.replace(self.spec, dims=dims), self.spec_limits
                 )
             except LimitExceeded as error:
-                raise error.prefixed("spec") from None
+                raise LimitExceeded(
+                    self.spec_problems(error, path, keep=True),
+                    limit=error.limit,
+                    limit_value=error.limit_value,
+                ) from None
             except InvalidInput as error:
                 self.spec_problems(error, path)
                 continue
@@ -705,17 +719,28 @@ class _TableBuilder:
             self.spec_problems(error, path)
             return None  # type: ignore[return-value]
 
-    def spec_problems(self, error: InvalidInput, path: Path) -> None:
+    def spec_problems(
+        self, error: InvalidInput, path: Path, keep: bool = False
+    ) -> list[FieldProblem]:
+        """The spec's problems with the base's or a target's dims, at ``path``
+        (the dims that caused them); added to the problems unless ``keep``."""
         where = "the base" if path == ("base_dims",) else f"target {path[1]}"
-        for found in error.problems:
-            pointer = "/spec/" + "/".join(str(part) for part in found.path)
-            self.problem(
-                path,
-                f"with the dims of {where}, the spec breaks a rule at {pointer}:"
-                f" {found.message}",
-                value=found.value,
-                allowed=found.allowed,
+        found = []
+        for problem in error.problems:
+            pointer = "/spec/" + "/".join(str(part) for part in problem.path)
+            found.append(
+                FieldProblem(
+                    path,
+                    f"with the dims of {where}, the spec breaks a rule at {pointer}:"
+                    f" {problem.message}",
+                    problem.value,
+                    problem.allowed,
+                )
             )
+        if not keep:
+            self.problems.extend(found)
+
+        return found
 
     # -- Classification ------------------------------------------------------------
 
@@ -872,7 +897,10 @@ class _TableBuilder:
         for tensor, key in zip(
             skeleton.parameters, _template_keys(skeleton), strict=True
         ):
-            row = cache.get(key)
+            # Copies of a repeat share a row, except the copy that ends the
+            # network (the readout).
+            cache_key = (key, tensor.is_readout)
+            row = cache.get(cache_key)
             if row is None:
                 row = self.row(
                     tensor,
@@ -885,7 +913,7 @@ class _TableBuilder:
                     notes,
                     index,
                 )
-                cache[key] = row
+                cache[cache_key] = row
             elif row.name != tensor.name:
                 row = dataclasses.replace(
                     row, name=tensor.name, tied_to=tensor.tied_to, layout=tensor.layout
@@ -997,7 +1025,9 @@ class _TableBuilder:
         # A tied readout is the embedding's tensor: zeroing it would zero the
         # embedding, so readout_zero_init leaves it (a target note says so).
         zero = (
-            tensor.is_readout and settings.readout_zero_init and tensor.tied_to is None
+            _is_readout(tensor, axes)
+            and settings.readout_zero_init
+            and tensor.tied_to is None
         ) or (
             settings.query_zero_init
             and tensor.origin == "attention.q"
@@ -1205,6 +1235,11 @@ class _TableBuilder:
     ) -> list[str]:
         settings = self.settings
         notes = []
+        if not any(row.role == "output" for row in rows):
+            notes.append(
+                "No readout: the spec's last layer does not map to a fixed size"
+                " (classes, a vocabulary), so output_multiplier is null."
+            )
         if dict(dims) == self.base.dims:
             notes.append("This target's dims equal the base's: every multiplier is 1.")
         differing = [row for row in rows if row.mup_package is not None]
@@ -1250,7 +1285,11 @@ class _TableBuilder:
             if row.role == "bias" and row.name in self.readout_biases(target)
         ]
         for row in readout_bias:
-            weight = next(r for r in rows if r.role == "output" and r.name != row.name)
+            weight = next(
+                (r for r in rows if r.role == "output" and r.name != row.name), None
+            )
+            if weight is None:
+                continue
             m = weight.m_in
             if m == 1.0 or settings.form == "table3" or not row.init_std:
                 continue
