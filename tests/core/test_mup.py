@@ -1051,3 +1051,102 @@ def test_properties_of_width_scaling(dims, optimizer, lr, weight_decay, std):
             assert close(row.lr * m_in, lr)
     for row in rows.values():
         assert close(row.lr * row.weight_decay, lr * weight_decay), row.name
+
+
+# --- Readouts inside repeats, limits through a target's dims -----------------------
+
+
+def stacked_mlp(readout: bool) -> Spec:
+    """4 → w, then a repeat of w → w whose last copy ends the network; with
+    ``readout``, a residual repeat followed by a w → 3 readout."""
+    if not readout:
+        return Spec(
+            dims={"w": 64, "n": 2},
+            layers=(
+                LinearSpec(name="fc0", in_features=4, out_features="w"),
+                RepeatGroup(
+                    name="h",
+                    count="n",
+                    layers=(LinearSpec(name="fc", in_features="w", out_features="w"),),
+                ),
+            ),
+        )
+    return Spec(
+        dims={"w": 64, "n": 2},
+        layers=(
+            LinearSpec(name="fc0", in_features=4, out_features="w"),
+            RepeatGroup(
+                name="h",
+                count="n",
+                layers=(
+                    ResidualGroup(
+                        norm="pre",
+                        layers=(
+                            LinearSpec(name="fc", in_features="w", out_features="w"),
+                        ),
+                    ),
+                ),
+            ),
+            LinearSpec(name="readout", in_features="w", out_features=3),
+        ),
+    )
+
+
+def test_a_last_layer_whose_output_grows_is_hidden_and_there_is_no_readout():
+    # The last copy of h is the spec's last weight layer; its output is w, so
+    # µP reads it as hidden: Adam lr η/m with m = 2, no forward multiplier.
+    table = mup_table(
+        stacked_mlp(readout=False), {}, [{"w": 128}], MupSettings("adam", lr=ETA)
+    )
+    target = table.targets[0]
+    last = target.parameters[-2]
+
+    assert last.name == "h.1.fc.weight"
+    assert (last.role, last.param_class) == ("hidden", "matrix_like")
+    assert last.lr == pytest.approx(ETA / 2, rel=RELATIVE_TOLERANCE)
+    assert last.forward_multiplier == 1.0
+    assert target.output_multiplier is None
+    assert any("No readout" in note for note in target.notes)
+
+
+def test_a_readout_after_a_repeat_keeps_its_own_row_when_copies_share_one():
+    table = mup_table(
+        stacked_mlp(readout=True),
+        {},
+        [{"w": 256}],
+        MupSettings("adam", lr=ETA, output_multiplier=2.0),
+    )
+    rows = {row.name: row for row in table.targets[0].parameters}
+
+    assert rows["h.1.fc.weight"].role == "hidden"
+    assert rows["readout.weight"].role == "output"
+    # α_output/m_in = 2/4, and the zero readout.
+    assert rows["readout.weight"].forward_multiplier == 0.5
+    assert rows["readout.weight"].init_std == 0.0
+
+
+def test_a_repeat_count_over_the_limit_in_a_target_points_at_the_target():
+    with pytest.raises(LimitExceeded) as caught:
+        mup_table(
+            stacked_mlp(readout=True),
+            {},
+            [{"w": 128}, {"w": 128, "n": 10**6}],
+            MupSettings("adam", lr=ETA, depth=DepthRule("completep", 1.0)),
+        )
+
+    assert caught.value.limit == "max_repeat_count"
+    assert [problem.path for problem in caught.value.problems] == [("targets", 1)]
+    assert "1000000" in caught.value.problems[0].message
+
+
+def test_a_problem_every_target_shares_is_reported_once():
+    # No residual groups, so the depth rule has nothing to scale in any target.
+    with pytest.raises(InvalidInput) as caught:
+        mup_table(
+            stacked_mlp(readout=False),
+            {},
+            [{"w": 128, "n": 4}, {"w": 256, "n": 4}, {"w": 512, "n": 4}],
+            MupSettings("adam", lr=ETA, depth=DepthRule("completep", 1.0)),
+        )
+
+    assert [problem.path for problem in caught.value.problems] == [("depth",)]
