@@ -1150,3 +1150,98 @@ def test_a_problem_every_target_shares_is_reported_once():
         )
 
     assert [problem.path for problem in caught.value.problems] == [("depth",)]
+
+
+# --- Tied weights, the practitioner's m_d, a declared width no target changes -----
+
+
+def tied_small_lm() -> Spec:
+    """vocab 50 → d embedding, one d → d layer, a readout tied to the embedding."""
+    return Spec(
+        dims={"vocab": 50, "d": 16},
+        layers=(
+            EmbeddingSpec(name="e", in_features="vocab", out_features="d"),
+            LinearSpec(name="m", in_features="d", out_features="d"),
+            LinearSpec(name="h", in_features="d", out_features="vocab", tied_to="e"),
+        ),
+    )
+
+
+@pytest.mark.parametrize("form", ["mup_package", "table3"])
+def test_a_tied_readout_carries_its_embeddings_values_and_the_logits_agree(form):
+    # d 16 → 64 (m = 4), α_in 4, α_out 1. The shared weight holds neither
+    # multiplier in table3, so the logits scale as in Table 8:
+    # e std σ, forward α_in = 4; h forward α_out/m = 0.25.
+    table = mup_table(
+        tied_small_lm(),
+        {},
+        [{"d": 64}],
+        MupSettings("adam", lr=ETA, input_multiplier=4.0, form=form),
+    )
+    rows = {row.name: row for row in table.targets[0].parameters}
+    embedding, readout = rows["e.weight"], rows["h.weight"]
+
+    assert (readout.lr, readout.init_std) == (embedding.lr, embedding.init_std)
+    assert embedding.init_std == SIGMA
+    assert embedding.forward_multiplier == 4.0
+    assert readout.forward_multiplier == 0.25
+    assert readout.weight_decay == embedding.weight_decay
+
+
+def test_the_practitioner_form_refuses_a_width_dim_that_does_not_scale():
+    with pytest.raises(InvalidInput) as caught:
+        mup_table(
+            two_width_mlp(),
+            {},
+            [{"d_ff": 512}],
+            MupSettings("adam", lr=ETA, form="practitioner", width_dim="d_model"),
+        )
+
+    (problem,) = caught.value.problems
+    assert problem.path == ("width_dim",)
+    assert "name one of d_ff" in problem.message
+
+
+def test_the_practitioner_readout_says_when_m_d_stands_in_for_its_own_multiplier():
+    # a ×4 is m_d, b ×8; the readout reads b, so its own multiplier is 8.
+    spec = Spec(
+        dims={"a": 64, "b": 128},
+        layers=(
+            LinearSpec(name="l1", in_features=32, out_features="a"),
+            LinearSpec(name="l2", in_features="a", out_features="b"),
+            LinearSpec(name="l3", in_features="b", out_features=10),
+        ),
+    )
+    table = mup_table(
+        spec,
+        {},
+        [{"a": 256, "b": 1024}],
+        MupSettings("adam", lr=ETA, form="practitioner", width_dim="a"),
+    )
+    readout = table.targets[0].parameters[-2]
+
+    assert readout.name == "l3.weight"
+    assert readout.m_in == 8.0
+    assert readout.forward_multiplier == 0.25  # α/m_d with m_d = 4
+    assert any("m_d = 4" in note for note in readout.notes)
+
+
+def test_a_declared_width_whose_doubling_breaks_the_spec_is_a_problem_not_a_crash():
+    # 4 heads, 4 key/value heads: doubling n_kv (8) no longer divides n_heads.
+    spec = Spec(
+        dims={"d": 16, "n_heads": 4, "n_kv": 4},
+        layers=(
+            LinearSpec(name="fc", in_features=8, out_features="d"),
+            AttentionSpec(
+                name="attn", d_model="d", n_heads="n_heads", n_kv_heads="n_kv"
+            ),
+            LinearSpec(name="head", in_features="d", out_features=3),
+        ),
+    )
+    with pytest.raises(InvalidInput) as caught:
+        mup_table(spec, {}, [{}], MupSettings("adam", lr=ETA, width_dims=("n_kv",)))
+
+    (problem,) = caught.value.problems
+    assert problem.path == ("width_dims",)
+    assert "doubled" in problem.message
+    assert "give a target that changes them" in problem.message

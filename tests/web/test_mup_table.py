@@ -141,12 +141,14 @@ def test_a_target_answers_in_the_contracts_shape(api: ContractClient) -> None:
         "weight_decay": 0.4,
         "init_std": 0.01,
         "init_mean": 0.0,
+        "init_distribution": "normal",
         "forward_multiplier": 1.0,
         "depth_scaled": False,
         "mup_package": None,
         "notes": [],
     }
     assert rows["readout.weight"]["init_std"] == 0.0
+    assert rows["readout.weight"]["init_distribution"] == "constant"
     assert rows["readout.weight"]["forward_multiplier"] == 0.25
     assert target["output_multiplier"] == 0.25
     assert target["width_multipliers"] == {"w": 4.0}
@@ -232,14 +234,14 @@ def test_a_missing_lr_is_named(api: ContractClient) -> None:
     assert message_at(body, "/lr") == 'missing: a µP table request needs "lr"'
 
 
-@pytest.mark.parametrize("lr", [0, -1e-3])
+@pytest.mark.parametrize("lr", [0, -1e-3, 5e-324])
 def test_an_lr_that_is_not_positive_is_refused_with_the_range(
     api: ContractClient, lr: float
 ) -> None:
     body = problem_of(post(api, conforms=False, lr=lr))
 
     assert pointers(body) == ["/lr"]
-    assert message_at(body, "/lr").startswith("must be a number in (0, 1e6]; got")
+    assert message_at(body, "/lr").startswith("must be a number in [1e-20, 1e6]; got")
 
 
 def test_an_unknown_optimizer_gets_a_suggestion(api: ContractClient) -> None:

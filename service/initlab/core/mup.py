@@ -92,9 +92,9 @@ class MupLimits:
         64, "Most targets one µP table request may give (default 64)."
     )
     max_mup_rows: int = _limit(
-        100_000,
+        50_000,
         "Most rows (parameter tensors summed over the targets) one µP table may"
-        " hold, counted before expanding (default 100000).",
+        " hold, counted before expanding (default 50000: about 2 s and 20 MB of JSON).",
     )
 
 
@@ -148,7 +148,9 @@ class MupRow:
     ``m_in``/``m_out`` are the multipliers (target/base) of the tensor's true
     fan_in and fan_out axes (1 for a fixed axis or an absent one);
     ``forward_multiplier`` multiplies the tensor's product in the forward pass
-    (``y = a·(W x) + b``: a bias is added after it).
+    (``y = a·(W x) + b``: a bias is added after it). ``init_distribution`` is
+    the base's (``normal`` for ``init_std``, the scheme's otherwise; a zero or
+    constant init reads ``constant``).
     """
 
     name: str
@@ -166,6 +168,7 @@ class MupRow:
     weight_decay: float
     init_std: float
     init_mean: float
+    init_distribution: str
     forward_multiplier: float
     depth_scaled: bool
     mup_package: PackageValues | None = None
@@ -491,6 +494,7 @@ class _TableBuilder:
         self.check_depth_changes(base, targets)
         self.raise_problems()
         self.width_dim = self.resolve_width_dim(spec_dims, base, targets)
+        self.check_practitioner_dim()
         self.raise_problems()
 
         self.check_rows(base, targets)
@@ -674,6 +678,22 @@ class _TableBuilder:
 
         return None
 
+    def check_practitioner_dim(self) -> None:
+        """The practitioner form's one multiplier must come from a dim that scales."""
+        if self.settings.form != "practitioner" or not self.width_dims:
+            return
+        if self.width_dim in self.width_dims or self.width_dim not in self.spec.dims:
+            return
+        self.problem(
+            ("width_dim",),
+            "the practitioner form scales every tensor by the one multiplier m_d of"
+            f" width_dim, and {json_value(self.width_dim)} is not a width dim (no"
+            " target changes it), which would leave every tensor unscaled; name one"
+            f" of {', '.join(self.width_dims)}, or use form mup_package",
+            value=self.width_dim,
+            allowed=", ".join(self.width_dims),
+        )
+
     def check_rows(self, base: dict[str, int], targets: list[dict]) -> None:
         """Refuse a table with more rows than allowed, before expanding anything."""
         total = 0
@@ -724,14 +744,37 @@ class _TableBuilder:
     ) -> list[FieldProblem]:
         """The spec's problems with the base's or a target's dims, at ``path``
         (the dims that caused them); added to the problems unless ``keep``."""
-        where = "the base" if path == ("base_dims",) else f"target {path[1]}"
+        if path == ("base_dims",):
+            where = "the dims of the base"
+        elif path == ("width_dims",):
+            where = (
+                "the declared width dims doubled (how the service finds the axes"
+                " a width dim no target changes would size; give a target that"
+                " changes them instead)"
+            )
+        else:
+            where = f"the dims of target {path[1]}"
         found = []
         for problem in error.problems:
+            if (
+                len(problem.path) == 2
+                and problem.path[0] == "dims"
+                and (path != ("width_dims",))
+            ):
+                found.append(
+                    FieldProblem(
+                        (*path, problem.path[1]),
+                        problem.message,
+                        problem.value,
+                        problem.allowed,
+                    )
+                )
+                continue
             pointer = "/spec/" + "/".join(str(part) for part in problem.path)
             found.append(
                 FieldProblem(
                     path,
-                    f"with the dims of {where}, the spec breaks a rule at {pointer}:"
+                    f"with {where}, the spec breaks a rule at {pointer}:"
                     f" {problem.message}",
                     problem.value,
                     problem.allowed,
@@ -826,23 +869,24 @@ class _TableBuilder:
 
         return width_like
 
-    def base_inits(self) -> dict[tuple, tuple[float, float]]:
-        """The (mean, std) of every base tensor, by template."""
+    def base_inits(self) -> dict[tuple, tuple[float, float, str]]:
+        """The (mean, std, distribution) of every base tensor, by template."""
         settings = self.settings
         if settings.init_scheme is not None:
             result = recommend(self.base, settings.init_scheme, (), self.spec_limits)
             return {
-                key: (row.mean, row.std)
+                key: (row.mean, row.std, row.distribution)
                 for key, row in zip(self.base_keys, result.parameters, strict=True)
             }
         inits = {}
         for tensor, key in zip(self.base.parameters, self.base_keys, strict=True):
             if tensor.kind in NORM_KINDS:
-                inits[key] = (1.0 if tensor.tensor == "weight" else 0.0, 0.0)
+                mean = 1.0 if tensor.tensor == "weight" else 0.0
+                inits[key] = (mean, 0.0, "constant")
             elif tensor.tensor == "bias":
-                inits[key] = (0.0, 0.0)
+                inits[key] = (0.0, 0.0, "constant")
             else:
-                inits[key] = (0.0, settings.init_std)
+                inits[key] = (0.0, settings.init_std, "normal")
 
         return inits
 
@@ -893,13 +937,16 @@ class _TableBuilder:
 
         rows = []
         labels = _DimLabels(self.width_dims, base_dims, dims)
+        self.shared_names = {
+            tensor.tied_to for tensor in skeleton.parameters if tensor.tied_to
+        }
         cache: dict[tuple, MupRow] = {}
         for tensor, key in zip(
             skeleton.parameters, _template_keys(skeleton), strict=True
         ):
             # Copies of a repeat share a row, except the copy that ends the
             # network (the readout).
-            cache_key = (key, tensor.is_readout)
+            cache_key = (key, tensor.is_readout, tensor.name in self.shared_names)
             row = cache.get(cache_key)
             if row is None:
                 row = self.row(
@@ -919,7 +966,7 @@ class _TableBuilder:
                     row, name=tensor.name, tied_to=tensor.tied_to, layout=tensor.layout
                 )
             rows.append(row)
-        rows = tuple(rows)
+        rows = tuple(_with_owner_values(rows))
         parameter_count = sum(
             math.prod(row.shape) for row in rows if row.tied_to is None
         )
@@ -1003,6 +1050,13 @@ class _TableBuilder:
             and width_like[axes.fan_in_axis]
         ):
             fixed = shape[axes.fan_out_axis]
+            fixed_dims = [
+                name
+                for name, value in self.base.dims.items()
+                if value == fixed and name not in self.width_dims
+            ]
+            if fixed_dims:
+                fixed = f"{fixed} ({' or '.join(fixed_dims)})"
             fan_in = labels.label(base_shape[axes.fan_in_axis], shape[axes.fan_in_axis])
             self.problem(
                 ("targets", index),
@@ -1021,7 +1075,7 @@ class _TableBuilder:
                 axes,
                 multipliers=tuple(m_width if wide else 1.0 for wide in width_like),
             )
-        base_mean, base_std = self.base_init[key]
+        base_mean, base_std, distribution = self.base_init[key]
         # A tied readout is the embedding's tensor: zeroing it would zero the
         # embedding, so readout_zero_init leaves it (a target note says so).
         zero = (
@@ -1035,6 +1089,8 @@ class _TableBuilder:
         )
         init_std = 0.0 if zero else table8_init_std(base_std, param_class, scaling.m_in)
         init_mean = 0.0 if zero else base_mean
+        if zero:
+            distribution = "constant"
         forward = 1.0
         if role == "output":
             forward = readout_multiplier(settings.output_multiplier, scaling.m_in)
@@ -1050,11 +1106,12 @@ class _TableBuilder:
         )
         absorbed = 1.0
         row_notes = []
-        if settings.form == "table3" and tensor.tied_to is not None and forward != 1.0:
+        shared = tensor.tied_to is not None or tensor.name in self.shared_names
+        if settings.form == "table3" and shared and forward != 1.0:
             row_notes.append(
-                "Tied to an embedding, this readout cannot hold its multiplier in the"
-                " shared weight (that would rescale the embedding): table3 keeps its"
-                " forward multiplier."
+                "This weight is shared by an embedding and the readout, so it cannot"
+                " hold either use's multiplier (it would apply to both): table3 keeps"
+                " this forward multiplier."
             )
         elif settings.form == "table3" and forward != 1.0:
             absorbed = forward if settings.optimizer in _ADAM else forward**2
@@ -1086,12 +1143,16 @@ class _TableBuilder:
                 " to zero-initialize the query; the std given is for the key and"
                 " value blocks."
             )
-        moves_with_m = param_class == "matrix_like" or (
-            param_class == "vector_like" and settings.optimizer == "sgd"
+        moves_with_m = (
+            param_class == "matrix_like"
+            or role == "output"
+            or (param_class == "vector_like" and settings.optimizer == "sgd")
         )
         if settings.form == "practitioner" and moves_with_m:
             true_m = (
-                axes.m_in if param_class == "matrix_like" else axes.vector_multiplier
+                axes.m_in
+                if param_class == "matrix_like" or role == "output"
+                else axes.vector_multiplier
             )
             if not math.isclose(true_m, m_width, rel_tol=1e-12):
                 row_notes.append(
@@ -1128,6 +1189,7 @@ class _TableBuilder:
             weight_decay=weight_decay,
             init_std=init_std,
             init_mean=init_mean,
+            init_distribution=distribution,
             forward_multiplier=forward,
             depth_scaled=depth_scaled,
             mup_package=package,
@@ -1279,10 +1341,9 @@ class _TableBuilder:
                 " embedding's init constant in width and applies 1/m to the logits"
                 " only (the forward multiplier)."
             )
+        readout_biases = self.readout_biases(target)
         readout_bias = [
-            row
-            for row in rows
-            if row.role == "bias" and row.name in self.readout_biases(target)
+            row for row in rows if row.role == "bias" and row.name in readout_biases
         ]
         for row in readout_bias:
             weight = next(
@@ -1339,6 +1400,24 @@ class _TableBuilder:
             notes.append(
                 "Adam's ε is not scaled (as the mup package); with very wide hidden"
                 " layers a smaller ε (ε/m_in) keeps updates from being damped."
+            )
+        if settings.depth is not None:
+            notes.append(
+                "With a depth rule, Adam's ε also scales with width (ε·m_N⁻¹, m_N the"
+                f" multiplier of {self.width_dim}), as CompleteP prescribes, even for"
+                " a target whose depth does not change."
+            )
+        if settings.optimizer == "sgd":
+            notes.append(
+                "eps is Adam's: with sgd it is not used, and param_groups carry eps"
+                " null."
+            )
+        if not any(node.heads for node in _layer_nodes(self.base.structure)) and (
+            settings.attention_multiplier != 1.0 or settings.query_zero_init
+        ):
+            notes.append(
+                "The spec has no attention layer: attention_multiplier and"
+                " query_zero_init change nothing."
             )
         if settings.init_scheme is not None:
             notes.append(
@@ -1478,6 +1557,36 @@ def _template_keys(expanded: ExpandedSpec) -> list[tuple]:
             keys[index] = (node.path, suffix)
 
     return keys
+
+
+def _with_owner_values(rows: Sequence[MupRow]) -> Iterator[MupRow]:
+    """Rows where a tied tensor's optimizer and init values are its owner's.
+
+    A tied tensor is the tensor it shares, so its learning rate, weight decay
+    and init are the owner's; only its forward multiplier is its own (the
+    readout's use of an embedding's weight).
+    """
+    by_name = {row.name: row for row in rows}
+    for row in rows:
+        owner = by_name.get(row.tied_to) if row.tied_to else None
+        if owner is None:
+            yield row
+            continue
+        yield dataclasses.replace(
+            row,
+            lr=owner.lr,
+            lr_multiplier=owner.lr_multiplier,
+            weight_decay=owner.weight_decay,
+            init_std=owner.init_std,
+            init_mean=owner.init_mean,
+            init_distribution=owner.init_distribution,
+            mup_package=owner.mup_package,
+            notes=(
+                *row.notes,
+                f"Shares {owner.name}: its learning rate, weight decay and init are"
+                f" {owner.name}'s.",
+            ),
+        )
 
 
 def _count_outside_residuals(expanded: ExpandedSpec) -> int:

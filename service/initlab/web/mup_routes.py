@@ -190,6 +190,7 @@ def _row(row: MupRow) -> dict[str, Any]:
         "weight_decay": row.weight_decay,
         "init_std": row.init_std,
         "init_mean": row.init_mean,
+        "init_distribution": row.init_distribution,
         "forward_multiplier": row.forward_multiplier,
         "depth_scaled": row.depth_scaled,
         "mup_package": None

@@ -37,8 +37,11 @@ DIM_NAME = re.compile(DIM_NAME_PATTERN)
 DEFAULT_OPTIMIZER = "adamw"
 DEFAULT_INIT_STD = 0.02
 DEFAULT_EPS = 1e-8
-# Hyperparameters beyond this are mistakes, and keep every product finite.
+# Hyperparameters beyond these are mistakes, and keep every product a normal
+# (not subnormal) finite float.
 MAX_HYPERPARAMETER = 1e6
+MIN_HYPERPARAMETER = 1e-20
+MAX_DIM_NAME = 128
 
 
 def _component(name: str) -> dict[str, Any]:
@@ -48,7 +51,7 @@ def _component(name: str) -> dict[str, Any]:
 def _positive(description: str, default: float | None = None, **kwargs) -> JsonNumber:
     metadata = {
         "description": description,
-        "exclusiveMinimum": 0,
+        "minimum": MIN_HYPERPARAMETER,
         "maximum": MAX_HYPERPARAMETER,
     }
     if default is not None:
@@ -56,10 +59,9 @@ def _positive(description: str, default: float | None = None, **kwargs) -> JsonN
         kwargs.setdefault("load_default", default)
     return JsonNumber(
         validate=validate.Range(
-            min=0,
+            min=MIN_HYPERPARAMETER,
             max=MAX_HYPERPARAMETER,
-            min_inclusive=False,
-            error="must be a number in (0, 1e6]; got {input}",
+            error="must be a number in [1e-20, 1e6]; got {input}",
         ),
         metadata=metadata,
         **kwargs,
@@ -91,6 +93,12 @@ class DimsField(fields.Field):
         if not isinstance(value, dict):
             raise self.make_error("invalid", input=json_value(value))
         errors: dict[str, list[str]] = {}
+        long = [name for name in value if len(name) > MAX_DIM_NAME]
+        if long:
+            raise ValidationError(
+                f"a dim name has at most {MAX_DIM_NAME} characters; got one of"
+                f" {len(long[0])} starting {json_value(long[0][:20])}"
+            )
         for name, size in value.items():
             if not DIM_NAME.match(name):
                 errors[name] = [
@@ -356,6 +364,15 @@ class MupRowSchema(StrictSchema):
     weight_decay = _number("Weight decay for this tensor.")
     init_std = _number("Init std (0 for a zero or constant init).")
     init_mean = _number("Init mean (1 for a norm's weight).")
+    init_distribution = fields.String(
+        required=True,
+        metadata={
+            "description": "The base's distribution: `normal` for init_std, the"
+            " scheme's otherwise (a uniform's bound is √3·std); `constant` for a"
+            " zero or constant init.",
+            "enum": ["normal", "uniform", "truncated_normal", "orthogonal", "constant"],
+        },
+    )
     forward_multiplier = _number("Multiplies the tensor's product: y = a·(W x) + b.")
     depth_scaled = fields.Boolean(
         required=True,
