@@ -21,6 +21,7 @@ from werkzeug.exceptions import HTTPException
 
 from initlab.web import problems
 from initlab.web.config import APP_EXTENSION, Config
+from initlab.web.import_routes import blueprint as imports_blueprint
 from initlab.web.jsonio import StrictJSONProvider
 from initlab.web.mup_routes import blueprint as mup_blueprint
 from initlab.web.problems import LIMIT_EXCEEDED, PROBLEM_MEDIA_TYPE, Problem
@@ -59,6 +60,7 @@ def create_app(config: Config | None = None) -> Flask:
     app.register_blueprint(blueprint)
     app.register_blueprint(statistics_blueprint)
     app.register_blueprint(mup_blueprint)
+    app.register_blueprint(imports_blueprint)
     app.add_url_rule("/healthz", "healthz", _healthz, methods=["GET"])
     app.add_url_rule("/openapi.yaml", "openapi", _openapi, methods=["GET"])
 

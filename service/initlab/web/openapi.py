@@ -28,6 +28,13 @@ from initlab.web.schemas.catalog import (
     HealthSchema,
     SchemesResponseSchema,
 )
+from initlab.web.schemas.imports import (
+    SPEC_SOURCE_COMPONENT,
+    ImportedSpecResponseSchema,
+    ImportRequestSchema,
+    PresetsResponseSchema,
+    spec_source_json_schema,
+)
 from initlab.web.schemas.mup import MupTableRequestSchema, MupTableResponseSchema
 from initlab.web.schemas.problem import ProblemSchema
 from initlab.web.schemas.recommendations import (
@@ -139,6 +146,16 @@ _PROBLEM_RESPONSES = {
 }
 
 
+IMPORT_DESCRIPTION = """\
+Builds the spec of a real model: `{"format": "huggingface", "config": {...}}`
+with a config.json (model types gpt2, llama, mistral, bert, t5, vit; `head`
+picks the head) or `{"format": "torchvision", "arch": "resnet50", "options":
+{...}}`. The answer's `parameter_count` is the real model's, and `scale_dims`
+names the sizes to vary (d_model, d_ff, n_heads, d_head, n_layer; width for
+ResNets), with the same dim names for every model type. The same object, as
+`{"import": {...}}`, is accepted in place of a spec by every endpoint.
+"""
+
 MUP_DESCRIPTION = """\
 Expands the spec at the base dims and at each target's dims and classifies
 every parameter tensor as the mup package does: an axis is width-like when its
@@ -172,6 +189,12 @@ def build_spec() -> APISpec:
             "statistics",
             "How the signal and the gradient move through a network at init:"
             " the mean-field prediction and finite-width simulation.",
+        ),
+        (
+            "specs",
+            "Specs from real models (Hugging Face configs, torchvision) and from"
+            " presets; anywhere a spec is taken, an import or a preset may stand"
+            " in its place.",
         ),
         (
             "mup",
@@ -228,6 +251,10 @@ def _add_components(spec: APISpec) -> None:
         RESOLVED_SCHEME_COMPONENT, component=resolved_scheme_json_schema()
     )
     spec.components.schema("Problem", schema=ProblemSchema)
+    spec.components.schema("ImportRequest", schema=ImportRequestSchema)
+    spec.components.schema(SPEC_SOURCE_COMPONENT, component=spec_source_json_schema())
+    spec.components.schema("ImportedSpec", schema=ImportedSpecResponseSchema)
+    spec.components.schema("PresetsResponse", schema=PresetsResponseSchema)
     spec.components.schema("RecommendationRequest", schema=RecommendationRequestSchema)
     spec.components.schema(
         "RecommendationResponse", schema=RecommendationResponseSchema
@@ -333,6 +360,80 @@ def _add_paths(spec: APISpec) -> None:
                         "StatisticsResponse",
                     ),
                     **_problems("400", "413", "415", "422", "500"),
+                },
+            }
+        },
+    )
+    spec.path(
+        path="/v1/specs/import",
+        operations={
+            "post": {
+                "operationId": "importSpec",
+                "tags": ["specs"],
+                "summary": "The spec of a Hugging Face config or a torchvision"
+                " architecture.",
+                "description": IMPORT_DESCRIPTION,
+                "parameters": [request_id],
+                "requestBody": {
+                    "required": True,
+                    "content": {JSON_MEDIA_TYPE: {"schema": "ImportRequest"}},
+                },
+                "responses": {
+                    "200": _ok(
+                        "The spec, its parameter count and the dims to scale.",
+                        "ImportedSpec",
+                    ),
+                    **_problems("400", "413", "415", "422", "500"),
+                },
+            }
+        },
+    )
+    spec.path(
+        path="/v1/specs/expand",
+        operations={
+            "post": {
+                "operationId": "expandPreset",
+                "tags": ["specs"],
+                "summary": "The spec a preset builds from its parameters.",
+                "description": "The body names the preset (`preset`: mlp, resnet or"
+                " transformer) and gives its parameters beside it, as GET"
+                " /v1/presets lists them; omitted parameters take their defaults.",
+                "parameters": [request_id],
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        JSON_MEDIA_TYPE: {
+                            "schema": {
+                                "type": "object",
+                                "required": ["preset"],
+                                "properties": {"preset": {"type": "string"}},
+                                "additionalProperties": True,
+                            }
+                        }
+                    },
+                },
+                "responses": {
+                    "200": _ok(
+                        "The spec, its parameter count and the dims to scale.",
+                        "ImportedSpec",
+                    ),
+                    **_problems("400", "413", "415", "422", "500"),
+                },
+            }
+        },
+    )
+    spec.path(
+        path="/v1/presets",
+        operations={
+            "get": {
+                "operationId": "listPresets",
+                "tags": ["specs"],
+                "summary": "Every preset and its parameters (types, defaults,"
+                " allowed values).",
+                "parameters": [request_id],
+                "responses": {
+                    "200": _ok("The presets.", "PresetsResponse"),
+                    **_problems("500"),
                 },
             }
         },

@@ -42,6 +42,7 @@ from initlab.web.schemas.recommendations import (
     RecommendationResponseSchema,
 )
 from initlab.web.schemas.spec import load_spec
+from initlab.web.spec_sources import build_spec_source, is_spec_source
 
 blueprint = Blueprint("v1", __name__)
 
@@ -118,7 +119,8 @@ def load_request_with_spec(
     body: Mapping[str, Any], schema: Schema, limits: SpecLimits
 ) -> tuple[Spec, Mapping[str, Any]]:
     """The spec and the request's other fields, or a 422 listing every schema
-    error of both (shared by every endpoint that takes a spec)."""
+    error of both (shared by every endpoint that takes a spec). The spec may be
+    written out, or built from ``{"import": ...}`` or ``{"preset": ...}``."""
     errors: list[FieldError] = []
     choices: Mapping[str, Any] = {}
     spec = None
@@ -126,9 +128,12 @@ def load_request_with_spec(
         choices = schema.load(body)
     except ValidationError as error:
         errors += problems.errors_from_validation_error(error, (), body)
-    if body.get("spec") is not None:
+    raw_spec = body.get("spec")
+    if is_spec_source(raw_spec):
+        raw_spec = build_spec_source(raw_spec, ("spec",), body).spec
+    if raw_spec is not None:
         try:
-            spec = load_spec(body["spec"], limits)
+            spec = load_spec(raw_spec, limits)
         except ValidationError as error:
             errors += problems.errors_from_validation_error(error, ("spec",), body)
         except InvalidInput as error:

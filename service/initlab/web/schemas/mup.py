@@ -167,7 +167,7 @@ class MupTableRequestSchema(StrictSchema):
         metadata={
             "description": "The architecture, as in /v1/recommendations; its dims"
             " are the defaults that `base_dims` and each target override.",
-            "allOf": [_component("Spec")],
+            "allOf": [_component("SpecSource")],
         },
     )
     base_dims = DimsField(

@@ -186,7 +186,7 @@ class RecommendationRequestSchema(StrictSchema):
         },
         metadata={
             "description": "The architecture: named sizes and layers in forward order.",
-            "allOf": [_component("Spec")],
+            "allOf": [_component("SpecSource")],
         },
     )
     scheme = SchemeRequestField(

@@ -154,7 +154,7 @@ class StatisticsRequestSchema(StrictSchema):
         metadata={
             "description": "The architecture: named sizes and layers in forward order,"
             " as in /v1/recommendations.",
-            "allOf": [_component("Spec")],
+            "allOf": [_component("SpecSource")],
         },
     )
     init = SchemeRequestField(
