@@ -8,6 +8,9 @@ exceptions are translated in exactly one place, :meth:`Client._send`.
 
 from __future__ import annotations
 
+import math
+import numbers
+import operator
 import os
 import platform
 from collections.abc import Callable, Mapping, Sequence
@@ -190,7 +193,7 @@ class Client:
         attention_multiplier: float | None = None,
         form: str | None = None,
         weight_decay_convention: str | None = None,
-        depth: Mapping[str, Any] | None = None,
+        depth: str | Mapping[str, Any] | None = None,
         width_dims: Sequence[str] | None = None,
         width_dim: str | None = None,
     ) -> MupTable:
@@ -203,13 +206,21 @@ class Client:
         ``optimizer`` (``"adamw"``, ``"adam"`` or ``"sgd"``). ``form`` is
         ``"mup_package"`` (Yang et al. 2022, Tensor Programs V, Table 8, as
         the microsoft/mup package implements it), ``"table3"`` or
-        ``"practitioner"``; ``depth`` is ``{"rule": "completep", "alpha":
-        1.0}`` or ``{"rule": "depth_mup"}`` for targets of another depth.
-        Give ``init_std`` or ``init_scheme``, not both. Arguments left at
-        ``None`` are not sent, so the service's defaults apply (weight decay
-        0, ε 1e-8, init std 0.02, a zero-initialized readout, multipliers
-        1.0); the answer echoes every choice. Raises :class:`ValidationError`
-        with a pointer to each field at fault.
+        ``"practitioner"``; ``depth`` is a rule name, ``"completep"`` or
+        ``"depth_mup"``, or a mapping such as ``{"rule": "completep",
+        "alpha": 0.5}``, for targets of another depth. Give ``init_std`` or
+        ``init_scheme``, not both. Arguments left at ``None`` are not sent, so
+        the service's defaults apply (weight decay 0, ε 1e-8, init std 0.02,
+        a zero-initialized readout, multipliers 1.0); the answer echoes every
+        choice.
+
+        Dim sizes may be any integer type (numpy's included; they are sent as
+        JSON integers). Raises :class:`TypeError` before sending for a
+        ``targets`` or ``width_dims`` that is not a list, a dim size that is a
+        float or a bool, or a ``depth`` of another type; :class:`ValueError`
+        for a NaN or infinite ``lr``, ``weight_decay``, ``eps``, ``init_std``
+        or multiplier, which JSON cannot carry; :class:`ValidationError`, with
+        a pointer to each field at fault, for what the service refuses.
         """
         _check_spec(spec)
         if isinstance(targets, (str, Mapping)):
@@ -217,29 +228,36 @@ class Client:
                 "targets must be a list of dim overrides, one per target model,"
                 f" such as [{{'d_model': 1024}}]; got {type(targets).__name__}"
             )
+        if isinstance(width_dims, str):
+            raise TypeError(
+                "width_dims must be a list of dim names, such as"
+                f' ["d_model", "d_ff"]; got the string {width_dims!r}'
+            )
         body: dict[str, Any] = {
             "spec": dict(spec),
             "targets": [
-                dict(target) if isinstance(target, Mapping) else target
-                for target in targets
+                _dim_sizes(target, f"targets[{index}]")
+                for index, target in enumerate(targets)
             ],
             "optimizer": optimizer,
-            "lr": lr,
+            "lr": _finite_number("lr", lr),
         }
         optional = {
-            "base_dims": None if base_dims is None else dict(base_dims),
-            "weight_decay": weight_decay,
-            "eps": eps,
-            "init_std": init_std,
+            "base_dims": _dim_sizes(base_dims, "base_dims"),
+            "weight_decay": _finite_number("weight_decay", weight_decay),
+            "eps": _finite_number("eps", eps),
+            "init_std": _finite_number("init_std", init_std),
             "init_scheme": init_scheme,
             "readout_zero_init": readout_zero_init,
             "query_zero_init": query_zero_init,
-            "output_multiplier": output_multiplier,
-            "input_multiplier": input_multiplier,
-            "attention_multiplier": attention_multiplier,
+            "output_multiplier": _finite_number("output_multiplier", output_multiplier),
+            "input_multiplier": _finite_number("input_multiplier", input_multiplier),
+            "attention_multiplier": _finite_number(
+                "attention_multiplier", attention_multiplier
+            ),
             "form": form,
             "weight_decay_convention": weight_decay_convention,
-            "depth": None if depth is None else dict(depth),
+            "depth": _depth_rule(depth),
             "width_dims": None if width_dims is None else list(width_dims),
             "width_dim": width_dim,
         }
@@ -410,6 +428,69 @@ def _check_spec(spec: Any) -> None:
             f"spec must be a mapping with 'dims' and 'layers', got"
             f" {type(spec).__name__}; load_spec(path) reads one from a file"
         )
+
+
+def _dim_sizes(dims: Any, where: str) -> Any:
+    """Dim overrides with every integer size a plain ``int`` (numpy's included).
+
+    ``operator.index`` turns any integer type into ``int`` without importing
+    numpy, whose integers ``json`` cannot write. A float or bool size is
+    refused here, naming ``where`` and the dim; ``None``, a value that is not
+    a mapping and a size that is not a number go to the service as they are,
+    for it to name.
+    """
+    if not isinstance(dims, Mapping):
+        return dims
+
+    sizes = {}
+    for name, size in dims.items():
+        if isinstance(size, bool) or (
+            isinstance(size, numbers.Number) and not isinstance(size, numbers.Integral)
+        ):
+            raise TypeError(
+                f"{where}: dim {name!r} must be an integer size, such as 1024;"
+                f" got {size!r} ({type(size).__name__})"
+            )
+        sizes[name] = (
+            operator.index(size) if isinstance(size, numbers.Integral) else size
+        )
+
+    return sizes
+
+
+def _depth_rule(depth: Any) -> dict[str, Any] | None:
+    """``depth`` as the service reads it: a rule name becomes ``{"rule": name}``."""
+    if depth is None:
+        return None
+    if isinstance(depth, str):
+        return {"rule": depth}
+    if isinstance(depth, Mapping):
+        return dict(depth)
+
+    raise TypeError(
+        "depth must be a rule name, 'completep' or 'depth_mup', or a mapping such"
+        f" as {{'rule': 'completep', 'alpha': 0.5}}; got {type(depth).__name__}"
+    )
+
+
+def _finite_number(name: str, value: Any) -> Any:
+    """``value`` ready for JSON: NaN and infinities refused, numpy floats as floats.
+
+    JSON has no NaN or infinity (``json`` would write the non-standard
+    ``NaN``), so such a value is refused before anything is sent. Values that
+    are not real numbers go as they are, for the service to name.
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        return value
+    if isinstance(value, numbers.Integral):
+        return operator.index(value)
+    if not math.isfinite(value):
+        raise ValueError(
+            f"{name} must be a finite number (JSON has no NaN or infinity);"
+            f" got {value!r}"
+        )
+
+    return float(value)
 
 
 def _query(**parameters: Any) -> dict[str, str]:

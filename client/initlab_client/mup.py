@@ -63,6 +63,15 @@ CSV_COLUMNS = (
     "forward_multiplier",
     "depth_scaled",
     "tied_to",
+    "init_distribution",
+    "adam_eps",
+    "residual_multiplier",
+    "attention_scale",
+    "output_multiplier",
+    "mup_package_lr",
+    "mup_package_weight_decay",
+    "mup_package_init_std",
+    "notes",
 )
 
 _optional_mapping = _optional(_mapping)
@@ -95,7 +104,10 @@ class MupRow:
     ``input``, ``hidden``, ``output``, ``bias``, ``norm`` or ``embedding``.
     ``lr`` is the tensor's learning rate (``lr_multiplier`` times the base's)
     and ``weight_decay`` the value to hand the optimizer; ``init_std`` and
-    ``init_mean`` describe its initial values and ``forward_multiplier`` the
+    ``init_mean`` describe its initial values, drawn from
+    ``init_distribution`` (``normal``, ``uniform``, ``truncated_normal``,
+    ``orthogonal`` or ``constant`` for a zero or constant init; ``None`` from
+    an older service that does not say), and ``forward_multiplier`` is the
     constant its output is multiplied by. ``depth_scaled`` says whether a
     depth rule changed it; ``mup_package`` is ``None`` unless the microsoft/mup
     package would set it differently.
@@ -120,6 +132,8 @@ class MupRow:
     depth_scaled: bool
     mup_package: MupPackageValues | None = _convert(_optional(_model(MupPackageValues)))
     notes: tuple[str, ...] = _convert(_strings)
+    # Last, with a default, so that positional construction keeps working.
+    init_distribution: str | None = None
     raw: dict[str, Any] = _raw()
 
     @classmethod
@@ -128,7 +142,11 @@ class MupRow:
 
 
 def _row(value: Any, where: str) -> MupRow:
-    """A :class:`MupRow` from its JSON, whose ``class`` becomes ``param_class``."""
+    """A :class:`MupRow` from its JSON, whose ``class`` becomes ``param_class``.
+
+    ``init_distribution`` came after the first µP tables, so a row from an
+    older service may lack it: it then reads ``None`` instead of failing.
+    """
     if not isinstance(value, Mapping):
         raise InvalidResponse(
             f"{where}: expected a JSON object, got {type(value).__name__}"
@@ -139,7 +157,12 @@ def _row(value: Any, where: str) -> MupRow:
             " is the base URL an initlab /v1 service?"
         )
 
-    row = _from_json(MupRow, {**value, "param_class": value["class"]}, where)
+    known = {
+        **value,
+        "param_class": value["class"],
+        "init_distribution": value.get("init_distribution"),
+    }
+    row = _from_json(MupRow, known, where)
 
     return dataclasses.replace(row, raw=dict(value))
 
@@ -288,7 +311,13 @@ class MupTable:
         (PyTorch's layout), ``width_dims`` joined by ``;``, numbers as
         ``repr`` (read back with ``float``, no digit lost), ``depth_scaled``
         ``true`` or ``false`` and ``tied_to`` empty when the tensor is not
-        tied. An open file should be opened with ``newline=""``, as the csv
+        tied. Then what training needs besides the row's own settings: its
+        ``init_distribution``, the target's ``adam_eps``,
+        ``residual_multiplier``, ``attention_scale`` and ``output_multiplier``
+        (repeated on each of its lines), the mup package's ``lr``,
+        ``weight_decay`` and ``init_std`` where they differ, and the row's
+        ``notes`` joined by ``"; "``. A value that is ``None`` is written
+        empty. An open file should be opened with ``newline=""``, as the csv
         module asks.
         """
         with _text_file(destination) as file:
@@ -297,10 +326,17 @@ class MupTable:
             for index, target in enumerate(self.targets):
                 dims = json.dumps(target.dims, separators=(",", ":"))
                 for row in target.parameters:
-                    writer.writerow(_csv_line(index, dims, row))
+                    writer.writerow(_csv_line(index, dims, target, row))
 
 
-def _csv_line(index: int, dims: str, row: MupRow) -> list[str]:
+def _csv_line(index: int, dims: str, target: MupTarget, row: MupRow) -> list[str]:
+    package = row.mup_package
+    package_values = (
+        (None, None, None)
+        if package is None
+        else (package.lr, package.weight_decay, package.init_std)
+    )
+
     return [
         str(index),
         dims,
@@ -320,12 +356,24 @@ def _csv_line(index: int, dims: str, row: MupRow) -> list[str]:
         _number(row.forward_multiplier),
         "true" if row.depth_scaled else "false",
         row.tied_to or "",
+        row.init_distribution or "",
+        _optional_number(target.adam_eps),
+        _number(target.residual_multiplier),
+        _optional_number(target.attention_scale),
+        _optional_number(target.output_multiplier),
+        *(_optional_number(value) for value in package_values),
+        "; ".join(row.notes),
     ]
 
 
 def _number(value: float) -> str:
     """``repr``, the shortest text that reads back to the same double."""
     return repr(float(value))
+
+
+def _optional_number(value: float | None) -> str:
+    """:func:`_number`, or the empty string for ``None``."""
+    return "" if value is None else _number(value)
 
 
 @contextlib.contextmanager

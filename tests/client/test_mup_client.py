@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from http import HTTPStatus
 from pathlib import Path
 
+import numpy as np
 import pytest
 import requests
 from requests.adapters import BaseAdapter
@@ -37,6 +38,7 @@ from initlab_client.mup import CSV_COLUMNS
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 MLP_SPEC = REPO_ROOT / "tests" / "fixtures" / "mup" / "mlp.spec.json"
+GPT_SPEC = REPO_ROOT / "tests" / "fixtures" / "mup" / "gpt.spec.json"
 BASE_WIDTH = 64
 LR = 1e-3
 WEIGHT_DECAY = 0.1
@@ -61,6 +63,7 @@ def mlp_row(name: str, shape: list, base_shape: list, role: str, **values) -> di
         "weight_decay": WEIGHT_DECAY,
         "init_std": INIT_STD,
         "init_mean": 0.0,
+        "init_distribution": "normal",
         "forward_multiplier": 1.0,
         "depth_scaled": False,
         "mup_package": None,
@@ -83,16 +86,17 @@ def mlp_target(width: int) -> dict:
         "weight_decay": WEIGHT_DECAY * m,
         "init_std": INIT_STD / math.sqrt(m),
     }
-    readout = {"init_std": 0.0, "forward_multiplier": 1 / m}
+    zero = {"init_std": 0.0, "init_distribution": "constant"}
+    readout = {**zero, "forward_multiplier": 1 / m}
     rows = [
         mlp_row("fc1.weight", [w, 32], [64, 32], "input", **fan_out),
-        mlp_row("fc1.bias", [w], [64], "bias", **fan_out, init_std=0.0),
+        mlp_row("fc1.bias", [w], [64], "bias", **fan_out, **zero),
         mlp_row("fc2.weight", [w, w], [64, 64], "hidden", **both, **hidden),
-        mlp_row("fc2.bias", [w], [64], "bias", **fan_out, init_std=0.0),
+        mlp_row("fc2.bias", [w], [64], "bias", **fan_out, **zero),
         mlp_row("fc3.weight", [w, w], [64, 64], "hidden", **both, **hidden),
-        mlp_row("fc3.bias", [w], [64], "bias", **fan_out, init_std=0.0),
+        mlp_row("fc3.bias", [w], [64], "bias", **fan_out, **zero),
         mlp_row("readout.weight", [10, w], [10, 64], "output", **fan_in, **readout),
-        mlp_row("readout.bias", [10], [10], "bias", init_std=0.0),
+        mlp_row("readout.bias", [10], [10], "bias", **zero),
     ]
     hidden_names = ["fc2.weight", "fc3.weight"]
 
@@ -170,6 +174,7 @@ TIED_ROW = {
     "weight_decay": 0.0,
     "init_std": INIT_STD,
     "init_mean": 0.0,
+    "init_distribution": "normal",
     "forward_multiplier": 0.25,
     "depth_scaled": False,
     "mup_package": {"lr": LR, "weight_decay": 0.0, "init_std": 0.04},
@@ -229,6 +234,31 @@ def test_a_row_reads_class_as_param_class_and_keeps_its_json() -> None:
     assert row.notes == ("The mup package rescales the tied embedding by √m = 2.",)
     assert row.raw == TIED_ROW
     assert "param_class" not in row.raw
+
+
+def test_a_row_reads_the_distribution_its_init_is_drawn_from() -> None:
+    target = MupTable.from_json(TABLE).targets[0]
+
+    assert target.by_name("fc2.weight").init_distribution == "normal"
+    assert target.by_name("fc2.bias").init_distribution == "constant"
+    # readout_zero_init: the readout starts at the constant 0.
+    assert target.by_name("readout.weight").init_distribution == "constant"
+    assert MupRow.from_json(TIED_ROW).init_distribution == "normal"
+
+
+def test_a_row_from_an_older_service_without_init_distribution_reads_none() -> None:
+    older = copy.deepcopy(TABLE)
+    for target in older["targets"]:
+        for row in target["parameters"]:
+            del row["init_distribution"]
+
+    table = MupTable.from_json(older)
+
+    rows = [row for target in table.targets for row in target.parameters]
+    assert len(rows) == 16
+    assert {row.init_distribution for row in rows} == {None}
+    assert "init_distribution" not in rows[0].raw
+    assert rows[2].lr == 2.5e-4
 
 
 def test_a_row_without_class_is_an_invalid_response_naming_it() -> None:
@@ -342,9 +372,54 @@ def test_to_csv_writes_one_line_per_target_and_tensor(tmp_path: Path) -> None:
         "forward_multiplier": "1.0",
         "depth_scaled": "false",
         "tied_to": "",
+        "init_distribution": "normal",
+        "adam_eps": "1e-08",
+        "residual_multiplier": "1.0",
+        "attention_scale": "",
+        "output_multiplier": "0.25",
+        "mup_package_lr": "",
+        "mup_package_weight_decay": "",
+        "mup_package_init_std": "",
+        "notes": "",
     }
     assert [line["shape"] for line in lines[:2]] == ["256x32", "256"]
+    assert lines[1]["init_distribution"] == "constant"
     assert lines[15]["width_dims"] == "" and lines[15]["class"] == "scalar_like"
+
+
+def test_the_csv_keeps_its_first_columns_and_appends_the_new_ones() -> None:
+    # A script that reads columns by position keeps working.
+    assert CSV_COLUMNS[:18] == (
+        "target",
+        "target_dims",
+        "name",
+        "shape",
+        "layout",
+        "class",
+        "role",
+        "width_dims",
+        "m_in",
+        "m_out",
+        "lr",
+        "lr_multiplier",
+        "weight_decay",
+        "init_std",
+        "init_mean",
+        "forward_multiplier",
+        "depth_scaled",
+        "tied_to",
+    )
+    assert CSV_COLUMNS[18:] == (
+        "init_distribution",
+        "adam_eps",
+        "residual_multiplier",
+        "attention_scale",
+        "output_multiplier",
+        "mup_package_lr",
+        "mup_package_weight_decay",
+        "mup_package_init_std",
+        "notes",
+    )
 
 
 def test_the_csv_read_back_equals_the_rows() -> None:
@@ -377,6 +452,12 @@ def test_the_csv_read_back_equals_the_rows() -> None:
             assert float(line[column]) == getattr(row, column)
         assert (line["depth_scaled"] == "true") is row.depth_scaled
         assert (line["tied_to"] or None) == row.tied_to
+        assert line["init_distribution"] == row.init_distribution
+        assert float(line["adam_eps"]) == target.adam_eps
+        assert float(line["residual_multiplier"]) == target.residual_multiplier
+        assert line["attention_scale"] == "" and target.attention_scale is None
+        assert float(line["output_multiplier"]) == target.output_multiplier
+        assert line["notes"] == "" and row.notes == ()
 
 
 def test_csv_numbers_keep_every_digit() -> None:
@@ -404,6 +485,68 @@ def test_csv_names_the_tensor_a_row_is_tied_to() -> None:
     assert (last["name"], last["tied_to"]) == ("lm_head.weight", "wte.weight")
     assert last["shape"] == "50304x1024"
     assert last["forward_multiplier"] == "0.25"
+
+
+def test_csv_gives_the_mup_package_values_where_they_differ() -> None:
+    tied = copy.deepcopy(TABLE)
+    tied["targets"] = [tied["targets"][0]]
+    tied["targets"][0]["parameters"].append(TIED_ROW)
+    buffer = io.StringIO()
+
+    MupTable.from_json(tied).to_csv(buffer)
+
+    lines = read_csv(buffer.getvalue())
+    assert (lines[-1]["name"], lines[-1]["mup_package_lr"]) == (
+        "lm_head.weight",
+        "0.001",
+    )
+    assert lines[-1]["mup_package_weight_decay"] == "0.0"
+    assert lines[-1]["mup_package_init_std"] == "0.04"
+    assert (
+        lines[-1]["notes"] == "The mup package rescales the tied embedding by √m = 2."
+    )
+    # A row the package reads as the service does leaves the three columns empty.
+    assert lines[2]["name"] == "fc2.weight"
+    assert [
+        lines[2][f"mup_package_{key}"] for key in ("lr", "weight_decay", "init_std")
+    ] == ["", "", ""]
+
+
+def test_csv_writes_a_target_without_eps_or_readout_with_empty_cells() -> None:
+    sgd = copy.deepcopy(TABLE)
+    sgd["optimizer"] = "sgd"
+    target = sgd["targets"][1]
+    target["adam_eps"] = None
+    target["output_multiplier"] = None
+    target["attention_scale"] = 0.0625
+    target["residual_multiplier"] = 0.25
+    target["parameters"][0]["notes"] = ["first note", "second note"]
+    buffer = io.StringIO()
+
+    MupTable.from_json(sgd).to_csv(buffer)
+
+    lines = read_csv(buffer.getvalue())
+    first, second = lines[0], lines[8]
+    assert (first["adam_eps"], first["output_multiplier"]) == ("1e-08", "0.25")
+    assert second["target"] == "1" and second["name"] == "fc1.weight"
+    assert (second["adam_eps"], second["output_multiplier"]) == ("", "")
+    assert second["attention_scale"] == "0.0625"
+    assert second["residual_multiplier"] == "0.25"
+    assert second["notes"] == "first note; second note"
+    assert {line["adam_eps"] for line in lines[8:]} == {""}
+    assert lines[9]["notes"] == ""
+
+
+def test_csv_leaves_init_distribution_empty_for_an_older_service() -> None:
+    older = copy.deepcopy(TABLE)
+    del older["targets"][0]["parameters"][0]["init_distribution"]
+    buffer = io.StringIO()
+
+    MupTable.from_json(older).to_csv(buffer)
+
+    lines = read_csv(buffer.getvalue())
+    assert lines[0]["init_distribution"] == ""
+    assert lines[1]["init_distribution"] == "constant"
 
 
 def test_a_destination_that_is_neither_path_nor_file_is_refused() -> None:
@@ -526,6 +669,137 @@ def test_targets_that_are_not_a_list_are_refused_before_sending(targets) -> None
     assert adapter.requests == []
 
 
+def test_width_dims_given_as_one_string_is_refused_before_sending() -> None:
+    client, adapter = recording_client()
+
+    with pytest.raises(
+        TypeError,
+        match=r"""width_dims must be a list .*\["d_model", "d_ff"\]; got .* 'w'""",
+    ):
+        client.mup_table(
+            load_spec(MLP_SPEC), targets=[{"w": 256}], lr=1e-3, width_dims="w"
+        )
+
+    assert adapter.requests == []
+
+
+@pytest.mark.parametrize(
+    ("depth", "sent"),
+    [
+        ("completep", {"rule": "completep"}),
+        ("depth_mup", {"rule": "depth_mup"}),
+        ({"rule": "completep", "alpha": 0.75}, {"rule": "completep", "alpha": 0.75}),
+    ],
+)
+def test_depth_is_sent_as_a_rule_object(depth, sent) -> None:
+    client, adapter = recording_client()
+
+    client.mup_table(load_spec(MLP_SPEC), targets=[{"w": 256}], lr=1e-3, depth=depth)
+
+    assert json.loads(adapter.requests[0].body)["depth"] == sent
+
+
+@pytest.mark.parametrize("depth", [0.5, ["completep"], True])
+def test_depth_of_another_type_is_refused_naming_depth(depth) -> None:
+    client, adapter = recording_client()
+
+    with pytest.raises(
+        TypeError, match=r"^depth must be a rule name.*got (float|list|bool)$"
+    ):
+        client.mup_table(
+            load_spec(MLP_SPEC), targets=[{"w": 256}], lr=1e-3, depth=depth
+        )
+
+    assert adapter.requests == []
+
+
+def test_numpy_integer_dims_are_sent_as_json_integers() -> None:
+    client, adapter = recording_client()
+
+    client.mup_table(
+        load_spec(MLP_SPEC),
+        base_dims={"w": np.int32(64)},
+        targets=[{"w": np.int64(256)}, {"w": np.uint16(1024), "d_in": 32}],
+        lr=1e-3,
+    )
+
+    text = adapter.requests[0].body.decode()
+    body = json.loads(text)
+    assert body["base_dims"] == {"w": 64}
+    assert body["targets"] == [{"w": 256}, {"w": 1024, "d_in": 32}]
+    assert all(type(size) is int for size in body["targets"][1].values())
+    assert '"targets": [{"w": 256}, {"w": 1024, "d_in": 32}]' in text
+
+
+@pytest.mark.parametrize(
+    ("size", "type_name"),
+    [(512.0, "float"), (np.float64(512.0), "float64"), (True, "bool")],
+)
+def test_a_float_or_bool_dim_is_refused_naming_the_target_and_dim(
+    size, type_name
+) -> None:
+    client, adapter = recording_client()
+    targets = [{"w": 256}, {"d_in": 32, "w": size}]
+
+    with pytest.raises(
+        TypeError,
+        match=rf"^targets\[1\]: dim 'w' must be an integer size.*\({type_name}\)$",
+    ):
+        client.mup_table(load_spec(MLP_SPEC), targets=targets, lr=1e-3)
+
+    assert adapter.requests == []
+
+
+def test_a_float_base_dim_is_refused_naming_base_dims() -> None:
+    client, adapter = recording_client()
+
+    with pytest.raises(TypeError, match=r"^base_dims: dim 'w' must be an integer size"):
+        client.mup_table(
+            load_spec(MLP_SPEC), base_dims={"w": 64.0}, targets=[{"w": 256}], lr=1e-3
+        )
+
+    assert adapter.requests == []
+
+
+NUMBER_ARGUMENTS = (
+    "lr",
+    "weight_decay",
+    "eps",
+    "init_std",
+    "output_multiplier",
+    "input_multiplier",
+    "attention_multiplier",
+)
+
+
+@pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf, np.float32("nan")])
+@pytest.mark.parametrize("argument", NUMBER_ARGUMENTS)
+def test_a_non_finite_number_is_refused_naming_the_argument(argument, value) -> None:
+    client, adapter = recording_client()
+    arguments = {"lr": 1e-3, argument: value}
+
+    with pytest.raises(ValueError, match=rf"^{argument} must be a finite number.*got"):
+        client.mup_table(load_spec(MLP_SPEC), targets=[{"w": 256}], **arguments)
+
+    assert adapter.requests == []
+
+
+def test_numpy_numbers_are_sent_as_json_numbers() -> None:
+    client, adapter = recording_client()
+
+    client.mup_table(
+        load_spec(MLP_SPEC),
+        targets=[{"w": 256}],
+        lr=np.float64(1e-3),
+        weight_decay=np.float32(0.5),
+        output_multiplier=np.int64(2),
+    )
+
+    body = json.loads(adapter.requests[0].body)
+    assert (body["lr"], body["weight_decay"]) == (1e-3, 0.5)
+    assert body["output_multiplier"] == 2 and type(body["output_multiplier"]) is int
+
+
 # -- against the real service ------------------------------------------------
 
 
@@ -608,6 +882,65 @@ def test_the_live_csv_reads_back_to_the_rows(mlp_table: MupTable) -> None:
     assert [line["name"] for line in lines] == [row.name for row in rows]
     assert [float(line["lr"]) for line in lines] == [row.lr for row in rows]
     assert [line["class"] for line in lines] == [row.param_class for row in rows]
+
+
+@pytest.mark.server
+def test_live_rows_name_their_init_distribution(mlp_table: MupTable) -> None:
+    wide = mlp_table.targets[0]
+
+    # init_std 0.02 draws every weight from a normal; biases start at 0 and the
+    # readout too (readout_zero_init), both constants.
+    assert wide.by_name("fc2.weight").init_distribution == "normal"
+    assert wide.by_name("fc1.bias").init_distribution == "constant"
+    assert wide.by_name("readout.weight").init_distribution == "constant"
+
+
+@pytest.fixture(scope="module")
+def deeper_gpt(client: Client) -> MupTable:
+    # numpy integers as dims, the depth rule by name: both as a user writes them.
+    return client.mup_table(
+        load_spec(GPT_SPEC),
+        targets=[{"n_layer": np.int64(8), "d_model": np.int64(256), "d_ff": 1024}],
+        lr=1e-3,
+        depth="completep",
+    )
+
+
+@pytest.mark.server
+def test_a_depth_rule_by_name_scales_branches_and_eps(deeper_gpt: MupTable) -> None:
+    (target,) = deeper_gpt.targets
+
+    # CompleteP (Dey et al. 2025), α = 1: m_L = 16/4 residual branches = 4 and
+    # m_N = 256/64 = 4. Branch outputs × m_L^−α; Adam ε × m_N⁻¹·m_L^−α.
+    assert deeper_gpt.depth == {"rule": "completep", "alpha": 1.0}
+    assert target.dims["n_layer"] == 8 and target.dims["d_model"] == 256
+    assert target.depth_multiplier == 4.0
+    assert target.residual_multiplier == pytest.approx(0.25, rel=1e-12)
+    assert target.adam_eps == pytest.approx(1e-8 / 16, rel=1e-12)
+    # µP attention: √(d_head base = 16) / (d_head = 64).
+    assert target.attention_scale == pytest.approx(0.0625, rel=1e-12)
+
+
+@pytest.mark.server
+def test_the_live_csv_carries_what_training_needs(deeper_gpt: MupTable) -> None:
+    (target,) = deeper_gpt.targets
+    buffer = io.StringIO(newline="")
+
+    deeper_gpt.to_csv(buffer)
+
+    lines = read_csv(buffer.getvalue())
+    assert len(lines) == len(target.parameters)
+    for line, row in zip(lines, target.parameters, strict=True):
+        assert line["name"] == row.name
+        assert line["init_distribution"] == row.init_distribution
+        assert float(line["adam_eps"]) == target.adam_eps
+        assert float(line["residual_multiplier"]) == target.residual_multiplier
+        assert float(line["attention_scale"]) == target.attention_scale
+        assert float(line["output_multiplier"]) == target.output_multiplier
+        assert line["notes"] == "; ".join(row.notes)
+    by_name = {line["name"]: line for line in lines}
+    assert by_name["h.0.ln_1.weight"]["init_distribution"] == "constant"
+    assert by_name["h.7.mlp.c_fc.weight"]["init_distribution"] == "normal"
 
 
 @pytest.mark.server
