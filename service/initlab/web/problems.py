@@ -359,6 +359,8 @@ def _field_error(problem: FieldProblem, prefix: Path, document: Any) -> FieldErr
 
     message = message_with_value(problem.message, value)
     if problem.allowed and problem.allowed not in message:
+        if not message.endswith((".", "!", "?")):
+            message += "."
         message = f"{message} Allowed: {problem.allowed}."
     return FieldError(json_pointer(full_path), message)
 
