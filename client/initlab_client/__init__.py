@@ -1,10 +1,14 @@
 """Python client of the initlab service.
 
-    from initlab_client import Client, load_spec
+    from initlab_client import Client, Spec, load_spec
 
     with Client() as client:  # INITLAB_URL, else http://127.0.0.1:8000
         result = client.recommend(load_spec("gpt2-small.spec.json"))
         print(result.by_name("h.0.attn.q.weight").std)
+
+        # Or a spec the service builds from a real model's config:
+        gpt2 = Spec.from_hf_config("gpt2-small.json")
+        print(client.recommend(gpt2, scheme="gpt2").parameter_count)
 
 Depends on ``requests`` only (PyYAML with the ``yaml`` extra, for YAML specs).
 """
@@ -30,6 +34,7 @@ from .errors import (
     Timeout,
     ValidationError,
 )
+from .imports import ImportedSpec, Preset, PresetParameter
 from .models import (
     ActivationInfo,
     OverrideResult,
@@ -48,7 +53,7 @@ from .mup import (
     MupTable,
     MupTarget,
 )
-from .spec import load_spec
+from .spec import Spec, load_spec
 from .statistics import (
     AnalyticValues,
     Axis,
@@ -88,6 +93,7 @@ __all__ = [
     "EdgePoint",
     "Estimate",
     "FieldError",
+    "ImportedSpec",
     "InitlabError",
     "InvalidResponse",
     "LimitExceeded",
@@ -105,6 +111,8 @@ __all__ = [
     "PayloadTooLarge",
     "Phase",
     "PhaseDiagram",
+    "Preset",
+    "PresetParameter",
     "PropagationChart",
     "Recommendations",
     "SchemeInfo",
@@ -112,6 +120,7 @@ __all__ = [
     "SchemeVerdict",
     "Series",
     "ServerError",
+    "Spec",
     "SpecFileError",
     "Statistics",
     "StatisticsLayer",

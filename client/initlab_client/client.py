@@ -30,6 +30,7 @@ from .errors import (
     api_error_class,
     field_errors,
 )
+from .imports import ImportedSpec, Preset
 from .models import (
     ActivationInfo,
     Recommendations,
@@ -37,6 +38,7 @@ from .models import (
     list_member,
 )
 from .mup import MupTable
+from .spec import ConfigSource, json_integers, read_config
 from .statistics import PhaseDiagram, PropagationChart, Statistics
 
 BASE_URL_ENV = "INITLAB_URL"
@@ -267,6 +269,62 @@ class Client:
 
         return self._call("POST", "/v1/mup/table", MupTable.from_json, json=body)
 
+    def import_spec(
+        self,
+        *,
+        config: ConfigSource | None = None,
+        arch: str | None = None,
+        head: str | None = None,
+        options: Mapping[str, Any] | None = None,
+        format: str | None = None,  # The contract's name.
+    ) -> ImportedSpec:
+        """The spec of a real model, with its parameter count and the dims to scale.
+
+        Give ``config``, a Hugging Face ``config.json`` as a mapping or a path
+        (model types gpt2, llama, mistral, bert, t5, vit; ``head`` picks the
+        head, ``"default"`` when not sent), or ``arch``, a torchvision ResNet
+        such as ``"resnet50"`` with its constructor's ``options``. ``format``
+        (``"huggingface"`` or ``"torchvision"``) follows from which one is
+        given. The answer's ``spec`` can be posted to any endpoint; to skip
+        this round trip, pass :meth:`Spec.from_hf_config
+        <initlab_client.Spec.from_hf_config>` or :meth:`Spec.from_torchvision
+        <initlab_client.Spec.from_torchvision>` as the spec instead.
+
+        Raises :class:`TypeError` before sending when neither or both of
+        ``config`` and ``arch`` are given without a ``format``,
+        ``FileNotFoundError`` for a config path that does not exist,
+        :class:`SpecFileError` for a file that is not a JSON object, and
+        :class:`ValidationError` for what the service refuses, pointing into
+        the body (``/config/model_type``, ``/options/groups``).
+        """
+        if format is None:
+            format = _import_format(config, arch)
+        body: dict[str, Any] = {"format": format}
+        optional = {
+            "config": None if config is None else read_config(config),
+            "arch": arch,
+            "head": head,
+            "options": None if options is None else json_integers(options),
+        }
+        body.update(
+            {key: value for key, value in optional.items() if value is not None}
+        )
+
+        return self._call("POST", "/v1/specs/import", ImportedSpec.from_json, json=body)
+
+    def expand_preset(self, name: str, /, **params: Any) -> ImportedSpec:
+        """The spec the preset ``name`` builds from ``params``.
+
+        ``name`` is ``"mlp"``, ``"resnet"`` or ``"transformer"``; parameters
+        left out take their defaults (:meth:`presets` lists them). Integer
+        values may be numpy's (they are sent as JSON integers). Raises
+        :class:`ValidationError` pointing at each parameter the service
+        refuses (``/d_model``), or at ``/preset`` for an unknown name.
+        """
+        body = {"preset": name, **json_integers(params)}
+
+        return self._call("POST", "/v1/specs/expand", ImportedSpec.from_json, json=body)
+
     def propagation(
         self,
         activation: str = "relu",
@@ -373,6 +431,12 @@ class Client:
             lambda data: list_member(SchemeInfo, data, "schemes"),
         )
 
+    def presets(self) -> list[Preset]:
+        """Every preset the service builds, with its parameters' types and defaults."""
+        return self._call(
+            "GET", "/v1/presets", lambda data: list_member(Preset, data, "presets")
+        )
+
     def health(self) -> dict[str, Any]:
         """The service's ``/healthz`` answer; raises when it is down or unhealthy."""
         return self._call("GET", "/healthz", _json_object)
@@ -428,6 +492,24 @@ def _check_spec(spec: Any) -> None:
             f"spec must be a mapping with 'dims' and 'layers', got"
             f" {type(spec).__name__}; load_spec(path) reads one from a file"
         )
+
+
+def _import_format(config: Any, arch: Any) -> str:
+    """The import format that ``config`` or ``arch``, whichever is given, implies."""
+    if config is not None and arch is not None:
+        raise TypeError(
+            "import_spec takes config= (a Hugging Face model) or arch= (a"
+            " torchvision model), not both; pass format= to send both as they are"
+        )
+    if config is not None:
+        return "huggingface"
+    if arch is not None:
+        return "torchvision"
+
+    raise TypeError(
+        "import_spec needs config= (a Hugging Face config.json, as a mapping or"
+        " a path) or arch= (a torchvision architecture, such as 'resnet50')"
+    )
 
 
 def _dim_sizes(dims: Any, where: str) -> Any:

@@ -1,20 +1,142 @@
-"""Reading architecture specs from files.
+"""Architecture specs: read from files, or described by the model they come from.
 
 A spec is plain JSON data (``{"dims": {...}, "layers": [...]}``), so the
-client posts whatever mapping it is given; this module only reads one from a
+client posts whatever mapping it is given. :func:`load_spec` reads one from a
 JSON file, or from a YAML file when PyYAML is installed (the ``yaml`` extra).
+:class:`Spec` is such a mapping that can also stand for a spec the service
+builds: a Hugging Face config, a torchvision architecture or a preset, which
+every endpoint taking a spec resolves in its place.
 """
 
 from __future__ import annotations
 
 import json
+import numbers
+import operator
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Union
 
 from .errors import SpecFileError
 
 YAML_SUFFIXES = (".yaml", ".yml")
+
+# A config.json given as its contents, or as the path of the file.
+ConfigSource = Union[Mapping[str, Any], str, "os.PathLike[str]"]
+
+
+class Spec(dict):  # type: ignore[type-arg]
+    """A spec as a ``dict``, so every method that takes a spec takes it unchanged.
+
+    Besides a spec written out (:meth:`load`), a ``Spec`` may describe a model
+    for the service to build the spec of, wherever a spec is expected:
+    :meth:`from_hf_config` (``{"import": {"format": "huggingface", ...}}``),
+    :meth:`from_torchvision` (``{"import": {"format": "torchvision", ...}}``)
+    and :meth:`preset` (``{"preset": {"name": ..., ...}}``). Nothing is sent
+    until the spec is used; :meth:`Client.import_spec
+    <initlab_client.Client.import_spec>` and :meth:`Client.expand_preset
+    <initlab_client.Client.expand_preset>` show the spec the service builds.
+    """
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({dict.__repr__(self)})"
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> Spec:
+        """The spec in ``path``, read and checked as :func:`load_spec` does."""
+        return cls(load_spec(path))
+
+    @classmethod
+    def from_hf_config(cls, config: ConfigSource, head: str = "default") -> Spec:
+        """The spec of a Hugging Face model, from its ``config.json``.
+
+        ``config`` is the config as a mapping, or the path of the file (read
+        as JSON now, so the spec carries its contents). ``head`` is
+        ``"default"`` (the model as commonly counted), ``"none"``, ``"lm"``,
+        ``"pooler"`` or ``"classifier"``. Raises ``FileNotFoundError`` for a
+        path that does not exist and :class:`SpecFileError` for a file that
+        is not a JSON object.
+        """
+        imported = {
+            "format": "huggingface",
+            "config": read_config(config),
+            "head": head,
+        }
+
+        return cls({"import": imported})
+
+    @classmethod
+    def from_torchvision(cls, arch: str, **options: Any) -> Spec:
+        """The spec of ``torchvision.models.<arch>(**options)``.
+
+        ``arch`` is a ResNet such as ``"resnet50"`` or ``"resnext50_32x4d"``;
+        ``options`` are the constructor's (``num_classes``, ``groups``,
+        ``width_per_group``, ``zero_init_residual``).
+        """
+        imported = {
+            "format": "torchvision",
+            "arch": arch,
+            "options": json_integers(options),
+        }
+
+        return cls({"import": imported})
+
+    @classmethod
+    def preset(cls, name: str, /, **params: Any) -> Spec:
+        """The spec a preset builds: ``mlp``, ``resnet`` or ``transformer``.
+
+        ``params`` are the preset's parameters; those left out take its
+        defaults (:meth:`Client.presets <initlab_client.Client.presets>` lists
+        them).
+        """
+        return cls({"preset": {"name": name, **json_integers(params)}})
+
+
+def json_integers(value: Any) -> Any:
+    """``value`` with every integer a plain ``int`` (numpy's included), for JSON.
+
+    ``operator.index`` turns any integer type into ``int`` without importing
+    numpy, whose integers ``json`` cannot write; mappings, lists and tuples
+    are converted entry by entry (a tuple becomes a list, as JSON writes it).
+    Booleans and every other value stay as they are, for the service to name.
+    """
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, numbers.Integral):
+        return operator.index(value)
+    if isinstance(value, Mapping):
+        return {key: json_integers(each) for key, each in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_integers(each) for each in value]
+
+    return value
+
+
+def read_config(config: ConfigSource) -> dict[str, Any]:
+    """A model config as a ``dict``: a copy of a mapping, or a JSON file read.
+
+    Raises ``FileNotFoundError`` (an ``OSError``) when the file cannot be
+    read, :class:`SpecFileError` when it is not a JSON object, and
+    ``TypeError`` for a value that is neither a mapping nor a path.
+    """
+    if isinstance(config, Mapping):
+        return dict(config)
+    if not isinstance(config, (str, os.PathLike)):
+        raise TypeError(
+            "config must be a model config as a mapping, or the path of its"
+            f" config.json; got {type(config).__name__}"
+        )
+
+    path = Path(config)
+    data = _parse_json(path.read_text(encoding="utf-8"), path)
+    if not isinstance(data, dict):
+        raise SpecFileError(
+            f"{path}: a model config must be a JSON object such as"
+            f' {{"model_type": "gpt2", ...}}, got {type(data).__name__}'
+        )
+
+    return data
 
 
 def load_spec(path: str | os.PathLike[str]) -> dict[str, Any]:
