@@ -114,14 +114,15 @@ def json_integers(value: Any) -> Any:
 
 
 def read_config(config: ConfigSource) -> dict[str, Any]:
-    """A model config as a ``dict``: a copy of a mapping, or a JSON file read.
+    """A model config as a ``dict``: a deep copy of a mapping with every integer
+    a plain ``int`` (numpy's included), or a JSON file read.
 
     Raises ``FileNotFoundError`` (an ``OSError``) when the file cannot be
     read, :class:`SpecFileError` when it is not a JSON object, and
     ``TypeError`` for a value that is neither a mapping nor a path.
     """
     if isinstance(config, Mapping):
-        return dict(config)
+        return json_integers(config)
     if not isinstance(config, (str, os.PathLike)):
         raise TypeError(
             "config must be a model config as a mapping, or the path of its"

@@ -548,7 +548,10 @@ def test_resnet50_imports_with_torchvision_s_count(client: Client) -> None:
 
     assert imported.source == "torchvision:resnet50"
     assert imported.parameter_count == RESNET50_PARAMETERS
-    assert imported.scale_dims == {"width": 64}
+    # The stem and every stage's widths, scaled together to widen the net.
+    assert imported.scale_dims["width"] == 64
+    assert imported.scale_dims["stage4_out"] == 2048
+    assert len(imported.scale_dims) == 9
     assert imported.derived_dims == ()
 
 
@@ -689,3 +692,19 @@ def test_a_mup_table_from_a_hf_config_in_one_call(client: Client) -> None:
     assert row.m_in == 3.0
     assert row.lr == pytest.approx(6e-4 / 3, rel=1e-12)
     assert target.by_name("wte.weight").lr == pytest.approx(6e-4, rel=1e-12)
+
+
+def test_a_config_mapping_with_numpy_integers_is_sent_as_json_integers() -> None:
+    class NumpyLikeInt(int):
+        """Stands for numpy.int64: an Integral that json cannot write as it is."""
+
+        def __index__(self) -> int:
+            return int(self)
+
+    import numbers
+
+    numbers.Integral.register(NumpyLikeInt)
+    spec = Spec.from_hf_config({"model_type": "gpt2", "n_layer": NumpyLikeInt(6)})
+
+    assert type(spec["import"]["config"]["n_layer"]) is int
+    assert json.loads(json.dumps(spec))["import"]["config"]["n_layer"] == 6

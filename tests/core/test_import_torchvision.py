@@ -203,7 +203,13 @@ def test_dims_name_the_stem_the_stages_and_the_classes():
         "n_classes": 1000,
     }
     assert resnext.source == "torchvision:resnext101_32x8d"
-    assert resnext.scale_dims == {"width": 64}
+    # The widths to scale together: the stem and every stage's.
+    assert resnext.scale_dims == {
+        name: value
+        for name, value in resnext.spec["dims"].items()
+        if name == "width" or name.startswith("stage")
+    }
+    assert len(resnext.scale_dims) == 9
     assert resnext.derived_dims == ()
 
 

@@ -144,7 +144,14 @@ def test_a_preset_stands_in_for_a_spec(api: ContractClient) -> None:
 
     assert expanded["source"] == "preset:mlp"
     assert by_preset.status_code == 200, by_preset.get_data(as_text=True)
-    assert by_preset.get_json() == written_out.get_json()
+    # The same answer, with the preset's notes first.
+    preset_notes = [
+        f"preset:mlp (at /spec/preset): {note}" for note in expanded["notes"]
+    ]
+    answer = by_preset.get_json()
+    assert answer["notes"][: len(preset_notes)] == preset_notes
+    answer["notes"] = answer["notes"][len(preset_notes) :]
+    assert answer == written_out.get_json()
 
 
 def test_the_presets_are_listed_with_their_parameters(api: ContractClient) -> None:
@@ -238,3 +245,47 @@ def test_a_bad_preset_in_place_of_a_spec_points_inside_it(api: ContractClient):
     )
 
     assert problem(response, "/spec/preset/depth")
+
+
+def test_an_imports_notes_reach_the_answer_it_stands_in_for(api: ContractClient):
+    source = {"format": "torchvision", "arch": "resnet50", "options": {}}
+    source["options"]["zero_init_residual"] = True
+
+    notes = api.post(
+        "/v1/recommendations",
+        json_body={"spec": {"import": source}, "scheme": "kaiming_normal"},
+    ).get_json()["notes"]
+
+    assert any(
+        note.startswith("torchvision:resnet50 (at /spec/import): zero_init_residual")
+        for note in notes
+    )
+
+
+def test_a_limit_inside_an_imported_spec_points_at_the_import(api: ContractClient):
+    config = hf_config("gpt2-small") | {"n_layer": 10**9}
+
+    response = api.post(
+        "/v1/recommendations",
+        json_body={"spec": {"import": {"format": "huggingface", "config": config}}},
+    )
+
+    assert response.get_json()["type"] == PROBLEMS + "limit-exceeded"
+    message = problem(response, "/spec/import")
+    assert "at /layers/2/count" in message
+    assert "1000000000" in message
+
+
+def test_an_import_beside_a_specs_own_fields_is_refused_with_the_fix(api):
+    response = api.post(
+        "/v1/recommendations",
+        json_body={
+            "spec": {
+                "import": {"format": "torchvision", "arch": "resnet18"},
+                "dims": {},
+            }
+        },
+        conforms=None,
+    )
+
+    assert "comes alone" in problem(response, "/spec")

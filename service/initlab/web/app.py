@@ -27,6 +27,7 @@ from initlab.web.mup_routes import blueprint as mup_blueprint
 from initlab.web.problems import LIMIT_EXCEEDED, PROBLEM_MEDIA_TYPE, Problem
 from initlab.web.routes import blueprint
 from initlab.web.schemas.catalog import HealthSchema
+from initlab.web.spec_sources import repoint_problem
 from initlab.web.statistics_routes import blueprint as statistics_blueprint
 
 REQUEST_ID_HEADER = "X-Request-ID"
@@ -131,6 +132,7 @@ def _finish_response(response: Response) -> Response:
 
 
 def _render_problem(problem: Problem) -> Response:
+    problem = repoint_problem(problem)
     if problem.kind is LIMIT_EXCEEDED:
         error_log.warning(
             "refused request %s: over limit %s = %r",

@@ -31,6 +31,7 @@ from initlab.web.config import current_config
 from initlab.web.jsonio import read_json_object
 from initlab.web.routes import load_request_with_spec
 from initlab.web.schemas.mup import DEFAULT_INIT_STD, MupTableRequestSchema
+from initlab.web.spec_sources import spec_source_notes
 
 blueprint = Blueprint("mup", __name__)
 
@@ -132,7 +133,7 @@ def _answer(table: MupTable) -> dict[str, Any]:
             "residual_branch_count": table.base_residual_branch_count,
         },
         "convention": table.convention,
-        "notes": list(table.notes),
+        "notes": [*spec_source_notes(), *table.notes],
         "targets": [_target(target) for target in table.targets],
     }
 

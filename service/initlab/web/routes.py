@@ -42,7 +42,11 @@ from initlab.web.schemas.recommendations import (
     RecommendationResponseSchema,
 )
 from initlab.web.schemas.spec import load_spec
-from initlab.web.spec_sources import build_spec_source, is_spec_source
+from initlab.web.spec_sources import (
+    build_spec_source,
+    is_spec_source,
+    spec_source_notes,
+)
 
 blueprint = Blueprint("v1", __name__)
 
@@ -229,7 +233,7 @@ def _recommendation_answer(
         "parameter_count": expanded.parameter_count,
         "residual_branch_count": expanded.residual_branch_count,
         "parameters": rows,
-        "notes": [*expanded.notes, *result.notes],
+        "notes": [*spec_source_notes(), *expanded.notes, *result.notes],
     }
 
 

@@ -12,23 +12,84 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from flask import g
 from marshmallow import ValidationError
 
 from initlab.core.errors import FieldProblem, InvalidInput, Path, closest, json_value
 from initlab.core.importers import ImportedSpec, import_model, preset_spec
 from initlab.web import problems
+from initlab.web.problems import FieldError, Problem
 from initlab.web.schemas.imports import ImportRequestSchema
 
 SOURCE_KEYS = ("import", "preset")
 
 
 def is_spec_source(value: Any) -> bool:
-    """Whether ``value`` asks for a spec to be built rather than being one."""
-    return (
-        isinstance(value, Mapping)
-        and len(value) == 1
-        and next(iter(value)) in (SOURCE_KEYS)
-    )
+    """Whether ``value`` asks for a spec to be built rather than being one.
+
+    An object that mixes ``import`` or ``preset`` with a spec's own fields is
+    refused here, with what to write instead.
+    """
+    if not isinstance(value, Mapping):
+        return False
+    mixed = [key for key in SOURCE_KEYS if key in value]
+    if mixed and len(value) > 1:
+        others = ", ".join(sorted(str(key) for key in value if key != mixed[0]))
+        raise problems.invalid_input_problem(
+            InvalidInput.at(
+                ("spec",),
+                f"{mixed[0]!r} stands in for the whole spec, so it comes alone:"
+                f' {{"{mixed[0]}": {{...}}}}; this spec also has {others}. Drop'
+                f" them, or write the spec out without {mixed[0]!r}",
+            )
+        )
+
+    return len(value) == 1 and next(iter(value)) in SOURCE_KEYS
+
+
+def remember_source(path: Path, imported: ImportedSpec) -> None:
+    """Note, for this request, that the spec at ``path`` was built by ``imported``."""
+    g.spec_source = (path, imported)
+
+
+def spec_source_notes() -> list[str]:
+    """The notes of the import or preset that built this request's spec, if any."""
+    source = g.get("spec_source")
+    if source is None:
+        return []
+    path, imported = source
+    where = problems.json_pointer(path)
+    return [f"{imported.source} (at {where}): {note}" for note in imported.notes]
+
+
+def repoint_problem(problem: Problem) -> Problem:
+    """``problem`` with pointers into a built spec moved to what built it.
+
+    A user who sent ``{"import": ...}`` cannot follow ``/spec/layers/2/count``:
+    such an error points at ``/spec/import`` and quotes where in the built spec
+    the rule broke (POST /v1/specs/import shows that spec).
+    """
+    source = g.get("spec_source")
+    if source is None:
+        return problem
+    path, imported = source
+    own = problems.json_pointer(path)
+    endpoint = "/v1/specs/expand" if path[-1] == "preset" else "/v1/specs/import"
+    moved = []
+    for error in problem.errors:
+        inside_own = bool(own) and error.pointer.startswith(own)
+        if error.pointer.startswith("/spec/") and not inside_own:
+            message = (
+                f"the spec that {own} builds ({imported.source}; {endpoint} shows"
+                f" it) breaks a rule at {error.pointer[len('/spec') :]}:"
+                f" {error.message}"
+            )
+            moved.append(FieldError(own, message, error.parameter))
+        else:
+            moved.append(error)
+    problem.errors = moved
+
+    return problem
 
 
 def build_spec_source(
@@ -40,7 +101,9 @@ def build_spec_source(
     """
     kind, source = next(iter(value.items()))
     if kind == "import":
-        return import_source(source, (*path, "import"), document)
+        imported = import_source(source, (*path, "import"), document)
+        remember_source((*path, "import"), imported)
+        return imported
 
     if not isinstance(source, Mapping):
         raise problems.invalid_input_problem(
@@ -51,8 +114,18 @@ def build_spec_source(
                 value=source,
             )
         )
+    if "name" not in source:
+        raise problems.invalid_input_problem(
+            InvalidInput.at(
+                (*path, "preset", "name"),
+                "missing: a preset in place of a spec needs its name, as"
+                ' {"preset": {"name": "transformer", "d_model": 512}}',
+            )
+        )
     params = {key: each for key, each in source.items() if key != "name"}
-    return preset_source(source.get("name"), params, (*path, "preset"), ("name",))
+    imported = preset_source(source["name"], params, (*path, "preset"), ("name",))
+    remember_source((*path, "preset"), imported)
+    return imported
 
 
 def import_source(source: Any, path: Path, document: Any) -> ImportedSpec:
@@ -88,6 +161,11 @@ def preset_source(
     if not isinstance(name, str) or name not in PRESETS:
         close = closest(name, PRESETS)
         hint = f"; did you mean {json_value(close)}?" if close else ""
+        if isinstance(name, Mapping) and "name" in name:
+            hint = (
+                "; here the preset's name is a string beside its parameters:"
+                f' {{"preset": {json_value(name.get("name"))}, <parameter>: ...}}'
+            )
         raise problems.invalid_input_problem(
             InvalidInput.at(
                 (*path, *name_path),

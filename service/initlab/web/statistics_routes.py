@@ -60,6 +60,7 @@ from initlab.web.schemas.statistics import (
     StatisticsRequestSchema,
     StatisticsResponseSchema,
 )
+from initlab.web.spec_sources import spec_source_notes
 
 blueprint = Blueprint("statistics", __name__)
 
@@ -248,7 +249,7 @@ def _statistics_answer(
         "summary": vars(result.summary),
         "attention_model": result.attention_model,
         "monte_carlo_model": result.monte_carlo_model,
-        "notes": list(result.notes),
+        "notes": [*spec_source_notes(), *result.notes],
     }
 
 

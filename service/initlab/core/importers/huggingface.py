@@ -210,10 +210,18 @@ def import_huggingface(
     return ImportedSpec(
         spec={"dims": dims, "layers": build.layers},
         source=f"huggingface:{model_type}",
-        scale_dims={role: dims.get(role, d_head) for role in SCALE_ROLES},
+        scale_dims={
+            **{role: dims.get(role, d_head) for role in SCALE_ROLES},
+            # Grouped-query attention and a decoder of its own depth add sizes
+            # a user scales too.
+            **{name: dims[name] for name in _EXTRA_SCALE_DIMS if name in dims},
+        },
         derived_dims=() if "d_head" in dims else ("d_head",),
         notes=notes,
     )
+
+
+_EXTRA_SCALE_DIMS = ("n_kv_heads", "n_decoder_layer")
 
 
 def _model_type(config: Mapping[str, Any]) -> str:

@@ -45,6 +45,7 @@ from initlab.core.importers.torchvision import (
     build_resnet_spec,
     resnet_notes,
     resnet_shape_problems,
+    resnet_width_dims,
 )
 
 ParameterType = Literal["integer", "boolean", "string", "integer_list", "activation"]
@@ -620,7 +621,7 @@ def _resnet(values: dict[str, Any], given: set[str]) -> ImportedSpec:
     return ImportedSpec(
         spec=build_resnet_spec(shape),
         source="preset:resnet",
-        scale_dims={"width": shape.width},
+        scale_dims=resnet_width_dims(shape),
         notes=tuple(notes),
     )
 

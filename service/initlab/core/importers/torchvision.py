@@ -220,6 +220,17 @@ def resnet_shape_problems(
     return problems
 
 
+def resnet_width_dims(shape: ResNetShape) -> dict[str, int]:
+    """The dims that widen a ResNet, with their values: ``width`` and every
+    stage's widths (scale them together, by one factor, to widen the net)."""
+    dims = build_resnet_spec(shape)["dims"]
+    return {
+        name: value
+        for name, value in dims.items()
+        if name == "width" or name.startswith("stage")
+    }
+
+
 def build_resnet_spec(shape: ResNetShape) -> dict[str, Any]:
     """The spec of ``ResNet(block, layers, ...)``: torchvision.models.resnet.ResNet.
 
@@ -325,7 +336,7 @@ def import_torchvision(arch: str, options: Mapping[str, Any]) -> ImportedSpec:
     return ImportedSpec(
         spec=build_resnet_spec(shape),
         source=f"torchvision:{arch}",
-        scale_dims={"width": shape.width},
+        scale_dims=resnet_width_dims(shape),
         notes=tuple(notes),
     )
 
