@@ -96,6 +96,12 @@ class MupLimits:
         "Most rows (parameter tensors summed over the targets) one µP table may"
         " hold, counted before expanding (default 50000: about 2 s and 20 MB of JSON).",
     )
+    training_budget: int = _limit(
+        1_200_000_000_000,
+        "Most training work one coordinate or transfer check may ask for, in"
+        " multiply-add equivalents, estimated before any work (default 1.2e12:"
+        " about 35 s of one core; the default transfer check needs about half).",
+    )
 
 
 @dataclass(frozen=True)

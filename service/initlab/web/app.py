@@ -20,6 +20,7 @@ from flask import Flask, Response, current_app, g, request
 from werkzeug.exceptions import HTTPException
 
 from initlab.web import problems
+from initlab.web.checks_routes import blueprint as checks_blueprint
 from initlab.web.config import APP_EXTENSION, Config
 from initlab.web.import_routes import blueprint as imports_blueprint
 from initlab.web.jsonio import StrictJSONProvider
@@ -62,6 +63,7 @@ def create_app(config: Config | None = None) -> Flask:
     app.register_blueprint(statistics_blueprint)
     app.register_blueprint(mup_blueprint)
     app.register_blueprint(imports_blueprint)
+    app.register_blueprint(checks_blueprint)
     app.add_url_rule("/healthz", "healthz", _healthz, methods=["GET"])
     app.add_url_rule("/openapi.yaml", "openapi", _openapi, methods=["GET"])
 

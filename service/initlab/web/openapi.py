@@ -28,6 +28,12 @@ from initlab.web.schemas.catalog import (
     HealthSchema,
     SchemesResponseSchema,
 )
+from initlab.web.schemas.checks import (
+    CoordCheckRequestSchema,
+    CoordCheckResponseSchema,
+    TransferCheckRequestSchema,
+    TransferCheckResponseSchema,
+)
 from initlab.web.schemas.imports import (
     SPEC_SOURCE_COMPONENT,
     ImportedSpecResponseSchema,
@@ -156,6 +162,26 @@ ResNets), with the same dim names for every model type. The same object, as
 `{"import": {...}}`, is accepted in place of a spec by every endpoint.
 """
 
+COORD_CHECK_DESCRIPTION = """\
+Trains the spec (linear layers with any activation, biases, LayerNorm/RMSNorm,
+residual groups) in numpy at each width, on synthetic data the answer states,
+under standard parametrization (the init scheme at each width, one learning
+rate) and µP (every value from the µP table of that width), and records the
+mean |x| of every layer's output at t = 1 (the init) and after each update.
+Per layer and step, the slope of log2 mean |x| against log2 width; a layer is
+`flat` when |slope| < 0.1 at every step after the init. Work is estimated from
+the shapes first and refused over INITLAB_TRAINING_BUDGET.
+"""
+
+TRANSFER_CHECK_DESCRIPTION = """\
+Sweeps the base learning rate over a grid at each width, for SP and µP, and
+reports the final training loss of each run, the best learning rate per width
+and how far it moves across widths (Tensor Programs V, Figure 1): under µP it
+should stay within one grid step. Every field has a default: `{}` runs the MLP
+32 → w → w → 10 at widths 64, 256 and 1024. Work is estimated first and refused
+over INITLAB_TRAINING_BUDGET.
+"""
+
 MUP_DESCRIPTION = """\
 Expands the spec at the base dims and at each target's dims and classifies
 every parameter tensor as the mup package does: an axis is width-like when its
@@ -263,6 +289,10 @@ def _add_components(spec: APISpec) -> None:
     spec.components.schema("StatisticsResponse", schema=StatisticsResponseSchema)
     spec.components.schema("MupTableRequest", schema=MupTableRequestSchema)
     spec.components.schema("MupTableResponse", schema=MupTableResponseSchema)
+    spec.components.schema("CoordCheckRequest", schema=CoordCheckRequestSchema)
+    spec.components.schema("CoordCheckResponse", schema=CoordCheckResponseSchema)
+    spec.components.schema("TransferCheckRequest", schema=TransferCheckRequestSchema)
+    spec.components.schema("TransferCheckResponse", schema=TransferCheckResponseSchema)
     spec.components.schema("PropagationChart", schema=PropagationChartSchema)
     spec.components.schema("PhaseDiagramChart", schema=PhaseDiagramChartSchema)
     spec.components.schema("ActivationsResponse", schema=ActivationsResponseSchema)
@@ -456,6 +486,62 @@ def _add_paths(spec: APISpec) -> None:
                     "200": _ok(
                         "One table per target, and what it was computed with.",
                         "MupTableResponse",
+                    ),
+                    **_problems("400", "413", "415", "422", "500"),
+                },
+            }
+        },
+    )
+    spec.path(
+        path="/v1/mup/coord-check",
+        operations={
+            "post": {
+                "operationId": "coordCheck",
+                "tags": ["mup"],
+                "summary": (
+                    "Coordinate check: how each layer's output size moves with"
+                    " width during the first steps of training, under SP and µP."
+                ),
+                "description": COORD_CHECK_DESCRIPTION,
+                "parameters": [request_id],
+                "requestBody": {
+                    "required": True,
+                    "content": {JSON_MEDIA_TYPE: {"schema": "CoordCheckRequest"}},
+                },
+                "responses": {
+                    "200": _ok(
+                        "Per parametrization, layer, step and width: mean |x| with"
+                        " its SD over seeds, the slope against width and a verdict;"
+                        " chart-ready.",
+                        "CoordCheckResponse",
+                    ),
+                    **_problems("400", "413", "415", "422", "500"),
+                },
+            }
+        },
+    )
+    spec.path(
+        path="/v1/mup/transfer-check",
+        operations={
+            "post": {
+                "operationId": "transferCheck",
+                "tags": ["mup"],
+                "summary": (
+                    "Learning-rate transfer check: the best learning rate per"
+                    " width under SP and µP."
+                ),
+                "description": TRANSFER_CHECK_DESCRIPTION,
+                "parameters": [request_id],
+                "requestBody": {
+                    "required": True,
+                    "content": {JSON_MEDIA_TYPE: {"schema": "TransferCheckRequest"}},
+                },
+                "responses": {
+                    "200": _ok(
+                        "The final loss per (parametrization, width, learning rate),"
+                        " the best learning rate per width, its drift and a verdict;"
+                        " chart-ready.",
+                        "TransferCheckResponse",
                     ),
                     **_problems("400", "413", "415", "422", "500"),
                 },
