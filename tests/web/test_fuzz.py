@@ -324,3 +324,182 @@ def test_plausible_mup_tables_get_a_documented_answer(
     response = api.post("/v1/mup/table", json_body=body, conforms=None)
 
     _answered_without_a_crash(response)
+
+
+# --- µP checks, imports and presets ------------------------------------------------
+
+small_widths = st.lists(st.sampled_from([4, 8, 16, -1, 0, 2.5, "8"]), max_size=3)
+check_requests = st.fixed_dictionaries(
+    {},
+    optional={
+        "spec": st.just(
+            {
+                "dims": {"w": 8},
+                "layers": [
+                    {"kind": "linear", "name": "a", "in": 3, "out": "w"},
+                    {"kind": "linear", "name": "b", "in": "w", "out": 2},
+                ],
+            }
+        )
+        | specs
+        | st.just({"preset": {"name": "mlp", "d_in": 3, "width": 8, "d_out": 2}}),
+        "widths": small_widths,
+        "width_dim": st.sampled_from(["w", "d", "x"]),
+        "base_dims": st.dictionaries(st.sampled_from(["w", "q"]), st.integers(-1, 9)),
+        "optimizer": st.sampled_from(["adam", "sgd", "adamw", "rmsprop"]),
+        "lr": st.floats(-1, 10) | st.sampled_from([1e-3, "0.1"]),
+        "steps": st.integers(-1, 3),
+        "seeds": st.integers(-1, 2),
+        "batch_size": st.integers(-1, 4),
+        "parametrizations": st.lists(st.sampled_from(["sp", "mup", "ntk"]), max_size=2),
+        "readout_zero_init": st.booleans(),
+        "loss": st.sampled_from(["cross_entropy", "mse", "hinge"]),
+        "lrs": st.lists(st.floats(-1, 1), max_size=3),
+    },
+)
+
+
+@FUZZ
+@given(body=check_requests, path=st.sampled_from(["coord-check", "transfer-check"]))
+def test_mup_checks_get_200_or_a_problem(
+    api: ContractClient, body: dict, path: str
+) -> None:
+    if path == "coord-check":
+        body.pop("lrs", None)
+    else:
+        body.setdefault("steps", 2)
+        body.setdefault("widths", [4, 8])
+        body.setdefault("lrs", [1e-3, 1e-2])
+    response = api.post(f"/v1/mup/{path}", json_body=body, conforms=None)
+
+    _answered_without_a_crash(response)
+
+
+config_values = st.integers(-2, 8) | st.sampled_from([None, "8", 8.0, True, [], {}])
+hf_configs = st.fixed_dictionaries(
+    {
+        "model_type": st.sampled_from(
+            ["gpt2", "llama", "mistral", "bert", "t5", "vit", "x"]
+        )
+    },
+    optional={
+        key: config_values
+        for key in (
+            "vocab_size",
+            "n_positions",
+            "n_embd",
+            "n_layer",
+            "n_head",
+            "hidden_size",
+            "intermediate_size",
+            "num_hidden_layers",
+            "num_attention_heads",
+            "num_key_value_heads",
+            "max_position_embeddings",
+            "type_vocab_size",
+            "d_model",
+            "d_kv",
+            "d_ff",
+            "num_layers",
+            "num_heads",
+            "image_size",
+            "patch_size",
+            "num_channels",
+        )
+    },
+)
+
+
+@FUZZ
+@given(
+    body=st.fixed_dictionaries(
+        {"format": st.sampled_from(["huggingface", "torchvision", "onnx"])},
+        optional={
+            "config": hf_configs | json_values,
+            "arch": st.sampled_from(["resnet18", "resnet50", "vgg16"]) | json_values,
+            "options": st.dictionaries(
+                st.sampled_from(["num_classes", "groups", "width_per_group", "x"]),
+                config_values,
+            ),
+            "head": st.sampled_from(["default", "lm", "pooler", "none", "?"]),
+        },
+    )
+)
+def test_imports_get_200_or_a_problem(api: ContractClient, body: dict) -> None:
+    response = api.post("/v1/specs/import", json_body=body, conforms=None)
+
+    _answered_without_a_crash(response)
+
+
+@FUZZ
+@given(
+    preset=st.sampled_from(["mlp", "resnet", "transformer", "cnn"]),
+    params=st.dictionaries(
+        st.sampled_from(
+            ["width", "depth", "d_model", "n_heads", "n_layer", "blocks", "widths", "x"]
+        ),
+        config_values | st.lists(st.integers(-1, 4), max_size=4),
+        max_size=3,
+    ),
+)
+def test_presets_get_200_or_a_problem(
+    api: ContractClient, preset: str, params: dict
+) -> None:
+    response = api.post(
+        "/v1/specs/expand", json_body={"preset": preset, **params}, conforms=None
+    )
+
+    _answered_without_a_crash(response)
+
+
+@FUZZ
+@given(
+    body=st.fixed_dictionaries(
+        {
+            "spec": st.just(
+                {
+                    "dims": {"w": 8},
+                    "layers": [
+                        {"kind": "linear", "name": "a", "in": 3, "out": "w"},
+                        {
+                            "kind": "residual",
+                            "norm": "pre",
+                            "norm_layer": {"kind": "rms_norm", "name": "n"},
+                            "layers": [
+                                {
+                                    "kind": "linear",
+                                    "name": "h",
+                                    "in": "w",
+                                    "out": "w",
+                                    "activation": "tanh",
+                                }
+                            ],
+                        },
+                        {"kind": "linear", "name": "b", "in": "w", "out": 2},
+                    ],
+                }
+            ),
+            "widths": st.lists(
+                st.sampled_from([4, 8, 16]), min_size=2, max_size=3, unique=True
+            ),
+            "width_dim": st.just("w"),
+        },
+        optional={
+            "optimizer": st.sampled_from(["adam", "sgd", "adamw"]),
+            "lr": st.sampled_from([1e-3, 0.1, 10.0]),
+            "steps": st.integers(2, 3),
+            "seeds": st.integers(1, 2),
+            "batch_size": st.integers(1, 4),
+            "parametrizations": st.lists(
+                st.sampled_from(["sp", "mup"]), min_size=1, max_size=2, unique=True
+            ),
+            "readout_zero_init": st.booleans(),
+            "loss": st.sampled_from(["cross_entropy", "mse"]),
+            "init_scheme": st.sampled_from(["auto", "xavier_uniform", "orthogonal"]),
+        },
+    )
+)
+def test_plausible_coordinate_checks_conform(api: ContractClient, body: dict) -> None:
+    response = api.post("/v1/mup/coord-check", json_body=body, conforms=None)
+
+    _answered_without_a_crash(response)

@@ -169,7 +169,7 @@ class CoordCheckRequestSchema(_CheckRequestSchema):
     )
     widths = _widths(required=True)
     lr = _learning_rate("The base learning rate.", load_default=1e-2)
-    steps = _integer("Forward passes recorded (t = 1 is the init).", 4, 1, 64)
+    steps = _integer("Forward passes recorded (t = 1 is the init).", 4, 2, 64)
 
 
 class TransferCheckRequestSchema(_CheckRequestSchema):
