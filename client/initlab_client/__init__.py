@@ -18,7 +18,23 @@ from __future__ import annotations
 import logging
 
 from ._version import __version__
-from .client import BASE_URL_ENV, DEFAULT_BASE_URL, DEFAULT_TIMEOUT, Client
+from .checks import (
+    CheckAxis,
+    CoordCheck,
+    CoordLayer,
+    CoordParametrization,
+    TrainingCost,
+    TransferCheck,
+    TransferCurve,
+    TransferParametrization,
+)
+from .client import (
+    BASE_URL_ENV,
+    DEFAULT_BASE_URL,
+    DEFAULT_TIMEOUT,
+    TRAINING_READ_TIMEOUT,
+    Client,
+)
 from .errors import (
     APIError,
     BadRequest,
@@ -85,8 +101,12 @@ __all__ = [
     "BASE_URL_ENV",
     "BadRequest",
     "Band",
+    "CheckAxis",
     "Client",
     "ConnectionError",
+    "CoordCheck",
+    "CoordLayer",
+    "CoordParametrization",
     "Cost",
     "DEFAULT_BASE_URL",
     "DEFAULT_TIMEOUT",
@@ -125,7 +145,12 @@ __all__ = [
     "Statistics",
     "StatisticsLayer",
     "StatisticsSummary",
+    "TRAINING_READ_TIMEOUT",
     "Timeout",
+    "TrainingCost",
+    "TransferCheck",
+    "TransferCurve",
+    "TransferParametrization",
     "Trend",
     "Truncation",
     "ValidationError",

@@ -13,13 +13,14 @@ import numbers
 import operator
 import os
 import platform
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
 import requests
 
 from ._version import __version__
+from .checks import CoordCheck, TransferCheck
 from .errors import (
     APIError,
     ConnectionError,
@@ -47,6 +48,10 @@ DEFAULT_BASE_URL = "http://127.0.0.1:8000"
 # 3 s, TCP's initial retransmission window; the read value matches the
 # service's own worker timeout.
 DEFAULT_TIMEOUT = (3.05, 60)
+# The least read timeout of the two µP checks, which train networks before
+# they answer: the default transfer check takes 15 to 30 s on one core, and a
+# check near the service's training budget about 35 s, more on a busy server.
+TRAINING_READ_TIMEOUT = 120.0
 
 Result = TypeVar("Result")
 
@@ -269,6 +274,151 @@ class Client:
 
         return self._call("POST", "/v1/mup/table", MupTable.from_json, json=body)
 
+    def coord_check(
+        self,
+        spec: Mapping[str, Any],
+        *,
+        widths: Iterable[int],
+        base_dims: Mapping[str, Any] | None = None,
+        width_dim: str | None = None,
+        optimizer: str | None = None,
+        lr: float | None = None,
+        weight_decay: float | None = None,
+        steps: int | None = None,
+        batch_size: int | None = None,
+        seeds: int | None = None,
+        seed: int | None = None,
+        parametrizations: Sequence[str] | None = None,
+        readout_zero_init: bool | None = None,
+        init_scheme: str | Mapping[str, Any] | None = None,
+        loss: str | None = None,
+    ) -> CoordCheck:
+        """Train ``spec`` briefly at each width and follow every layer's output size.
+
+        The coordinate check of Tensor Programs V (Yang et al. 2022, §7): the
+        service trains ``spec`` with ``width_dim`` set to each of ``widths``
+        (2 to 16; every other dim of ``base_dims`` scales in proportion) for
+        ``steps`` forward passes, under ``"sp"`` and ``"mup"`` (or the
+        ``parametrizations`` named), and answers the mean |x| of each layer's
+        output per step and width, its slope against width and a verdict:
+        under µP a hidden layer stays ``flat``. ``lr`` is the base model's
+        learning rate under ``optimizer`` (``"sgd"``, ``"adam"`` or
+        ``"adamw"``). Arguments left at ``None`` are not sent, so the
+        service's defaults apply (Adam, lr 0.01, 4 steps, the spec's own dims
+        as the base); the answer echoes every choice.
+
+        Widths, dim sizes and counts may be numpy integers (they are sent as
+        JSON integers). The read timeout is at least
+        :data:`TRAINING_READ_TIMEOUT` seconds. Raises :class:`TypeError`
+        before sending for ``widths`` or ``parametrizations`` given as one
+        string, or a width or dim size that is a float or a bool;
+        :class:`ValueError` for a NaN or infinite ``lr`` or ``weight_decay``;
+        :class:`ValidationError` pointing at each field the service refuses
+        (``/widths``) and :class:`LimitExceeded` for training over its budget.
+        """
+        _check_spec(spec)
+        body: dict[str, Any] = {
+            "spec": dict(spec),
+            "widths": _widths(widths),
+            **_check_options(
+                base_dims=base_dims,
+                width_dim=width_dim,
+                optimizer=optimizer,
+                lr=lr,
+                weight_decay=weight_decay,
+                steps=steps,
+                batch_size=batch_size,
+                seeds=seeds,
+                seed=seed,
+                parametrizations=parametrizations,
+                readout_zero_init=readout_zero_init,
+                init_scheme=init_scheme,
+                loss=loss,
+            ),
+        }
+
+        return self._call(
+            "POST",
+            "/v1/mup/coord-check",
+            CoordCheck.from_json,
+            json=body,
+            timeout=_training_timeout(self.timeout),
+        )
+
+    def transfer_check(
+        self,
+        spec: Mapping[str, Any] | None = None,
+        *,
+        widths: Iterable[int] | None = None,
+        lrs: Iterable[float] | None = None,
+        base_dims: Mapping[str, Any] | None = None,
+        width_dim: str | None = None,
+        optimizer: str | None = None,
+        weight_decay: float | None = None,
+        steps: int | None = None,
+        loss_window: int | None = None,
+        batch_size: int | None = None,
+        seeds: int | None = None,
+        seed: int | None = None,
+        parametrizations: Sequence[str] | None = None,
+        readout_zero_init: bool | None = None,
+        init_scheme: str | Mapping[str, Any] | None = None,
+        loss: str | None = None,
+    ) -> TransferCheck:
+        """Sweep the learning rate at each width: does the best one stay put?
+
+        The transfer check of Tensor Programs V (Yang et al. 2022, Figure 1):
+        the service trains ``spec`` at each of ``widths`` for every base
+        learning rate of ``lrs``, under ``"sp"`` and ``"mup"``, and answers
+        the final training loss of each run (the mean of the last
+        ``loss_window`` losses of ``steps`` updates), the best learning rate
+        per width and how many grid steps it moves: under µP it should stay
+        within one. Every argument has a default: ``transfer_check()`` trains
+        the MLP 32 → w → w → 10 at widths 32, 128 and 512 with Adam over
+        2⁻¹⁴ … 2⁻⁴ for 100 steps, which takes 15 to 30 s. The other arguments
+        are those of :meth:`coord_check`.
+
+        The read timeout is at least :data:`TRAINING_READ_TIMEOUT` seconds.
+        Raises :class:`TypeError` before sending for ``widths``, ``lrs`` or
+        ``parametrizations`` given as one string, or a width or dim size that
+        is a float or a bool; :class:`ValueError` for a NaN or infinite
+        learning rate or ``weight_decay``; :class:`ValidationError` and
+        :class:`LimitExceeded` for what the service refuses.
+        """
+        body: dict[str, Any] = {}
+        if spec is not None:
+            _check_spec(spec)
+            body["spec"] = dict(spec)
+        if widths is not None:
+            body["widths"] = _widths(widths)
+        if lrs is not None:
+            body["lrs"] = _learning_rates(lrs)
+        body.update(
+            _check_options(
+                base_dims=base_dims,
+                width_dim=width_dim,
+                optimizer=optimizer,
+                weight_decay=weight_decay,
+                steps=steps,
+                loss_window=loss_window,
+                batch_size=batch_size,
+                seeds=seeds,
+                seed=seed,
+                parametrizations=parametrizations,
+                readout_zero_init=readout_zero_init,
+                init_scheme=init_scheme,
+                loss=loss,
+            )
+        )
+
+        return self._call(
+            "POST",
+            "/v1/mup/transfer-check",
+            TransferCheck.from_json,
+            json=body,
+            timeout=_training_timeout(self.timeout),
+        )
+
     def import_spec(
         self,
         *,
@@ -463,14 +613,15 @@ class Client:
             "User-Agent": self.user_agent,
             "Accept": "application/json, application/problem+json",
         }
+        timeout = kwargs.pop("timeout", self.timeout)
         try:
             response = self.session.request(
-                method, url, headers=headers, timeout=self.timeout, **kwargs
+                method, url, headers=headers, timeout=timeout, **kwargs
             )
         except requests.Timeout as error:
             # Before ConnectionError: requests' ConnectTimeout is both.
             raise Timeout(
-                f"{method} {url}: no answer within timeout={self.timeout!r} (seconds)"
+                f"{method} {url}: no answer within timeout={timeout!r} (seconds)"
             ) from error
         except requests.ConnectionError as error:
             raise ConnectionError(
@@ -553,6 +704,115 @@ def _depth_rule(depth: Any) -> dict[str, Any] | None:
         "depth must be a rule name, 'completep' or 'depth_mup', or a mapping such"
         f" as {{'rule': 'completep', 'alpha': 0.5}}; got {type(depth).__name__}"
     )
+
+
+def _check_options(
+    *,
+    parametrizations: Any,
+    init_scheme: Any,
+    base_dims: Any,
+    **options: Any,
+) -> dict[str, Any]:
+    """The options both µP checks take, ready for JSON; those left at ``None`` out.
+
+    Numbers go through :func:`_finite_number` (``lr``, ``weight_decay``) or
+    :func:`_integer` (the counts and the seed); names and flags as they are.
+    """
+    if isinstance(parametrizations, str):
+        raise TypeError(
+            "parametrizations must be a list of names, such as ['sp', 'mup'] or"
+            f" [{parametrizations!r}]; got the string {parametrizations!r}"
+        )
+
+    ready = {
+        name: _finite_number(name, value)
+        if name in ("lr", "weight_decay")
+        else _integer(value)
+        for name, value in options.items()
+    }
+    ready["base_dims"] = _dim_sizes(base_dims, "base_dims")
+    if parametrizations is not None:
+        ready["parametrizations"] = list(parametrizations)
+    if isinstance(init_scheme, Mapping):
+        init_scheme = dict(init_scheme)
+    ready["init_scheme"] = init_scheme
+
+    return {key: value for key, value in ready.items() if value is not None}
+
+
+def _widths(widths: Any) -> Any:
+    """``widths`` as a JSON list of integers (numpy's included), checked like dims.
+
+    Any iterable of sizes will do (a list, a range, a numpy array); a string
+    or a mapping is refused, and so is a float or bool width, naming its
+    index. A value that is not iterable, or a width that is not a number,
+    goes as it is, for the service to name.
+    """
+    if isinstance(widths, (str, Mapping)):
+        raise TypeError(
+            "widths must be a list of sizes of width_dim, such as [64, 256, 1024];"
+            f" got {type(widths).__name__} {widths!r}"
+        )
+    if not isinstance(widths, Iterable):
+        return widths
+
+    sizes = []
+    for index, width in enumerate(widths):
+        if isinstance(width, bool) or (
+            isinstance(width, numbers.Number)
+            and not isinstance(width, numbers.Integral)
+        ):
+            raise TypeError(
+                f"widths[{index}] must be an integer size, such as 1024;"
+                f" got {width!r} ({type(width).__name__})"
+            )
+        sizes.append(
+            operator.index(width) if isinstance(width, numbers.Integral) else width
+        )
+
+    return sizes
+
+
+def _learning_rates(lrs: Any) -> Any:
+    """``lrs`` as a JSON list of finite numbers (numpy's included), naming a bad one."""
+    if isinstance(lrs, (str, Mapping)):
+        raise TypeError(
+            "lrs must be a list of base learning rates, such as [1e-3, 1e-2, 1e-1];"
+            f" got {type(lrs).__name__} {lrs!r}"
+        )
+    if not isinstance(lrs, Iterable):
+        return lrs
+
+    return [_finite_number(f"lrs[{index}]", lr) for index, lr in enumerate(lrs)]
+
+
+def _integer(value: Any) -> Any:
+    """An integer of any type (numpy's included) as ``int``; anything else as it is.
+
+    A bool, a float or a string goes to the service unchanged, for it to name.
+    """
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        return operator.index(value)
+
+    return value
+
+
+def _training_timeout(timeout: Any) -> Any:
+    """``timeout`` with a read part of at least :data:`TRAINING_READ_TIMEOUT`.
+
+    A number is requests' timeout for both connecting and reading, so it
+    stays the connect timeout; ``None`` (wait for ever) and a read part
+    already larger are kept, as is any other value requests takes.
+    """
+    if isinstance(timeout, numbers.Real) and not isinstance(timeout, bool):
+        return (timeout, max(timeout, TRAINING_READ_TIMEOUT))
+    if isinstance(timeout, tuple) and len(timeout) == 2:
+        connect, read = timeout
+        if read is not None:
+            read = max(read, TRAINING_READ_TIMEOUT)
+        return (connect, read)
+
+    return timeout
 
 
 def _finite_number(name: str, value: Any) -> Any:
