@@ -802,7 +802,10 @@ def test_a_live_transfer_check_answers_per_width_and_learning_rate(
             assert curve.losses[curve.best_index] == min(curve.losses)
         best = [curve.best_index for curve in entry.curves]
         assert entry.drift == max(best) - min(best)
-        assert entry.verdict == ("transfers" if entry.drift <= 1 else "drifts")
+        # A best rate at the edge of the grid may lie beyond it.
+        edge = any(index in (0, 2) for index in best)
+        expected = "transfers" if entry.drift <= 1 else "drifts"
+        assert entry.verdict == ("undetermined" if edge else expected)
         assert entry.summary.startswith("SP: " if entry.name == "sp" else "µP: ")
     assert transfer.verdict.startswith("Across widths 32–64: SP ")
     assert transfer.cost.runs == 12  # 2 widths × 3 lrs × 2 parametrizations

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -513,3 +514,58 @@ def test_without_base_dims_the_spec_is_the_base_and_its_only_dim_the_width():
     # At w = 32, the spec's own size, µP changes nothing.
     sp, mup = result.parametrization("sp"), result.parametrization("mup")
     assert sp.layer("b").mean[1][0] == mup.layer("b").mean[1][0]
+
+
+# --- Verdicts on uneven grids, the grid's edge, divergence ---------------------------
+
+
+def _small_transfer(**changes):
+    arguments = dict(
+        widths=(32, 64),
+        lrs=(1e-3, 1e-2, 1e-1),
+        steps=8,
+        seeds=1,
+        batch_size=8,
+    )
+    return transfer_check(**(arguments | changes))
+
+
+def test_a_drift_is_judged_in_log2_against_the_grid_spacing():
+    # Grid 2^-12, 2^-11, 2^-10 and then 2^-4: a move from the third to the
+    # fourth point is one position but 6 in log2, six times the median spacing.
+    result = _small_transfer(lrs=(2**-12, 2**-11, 2**-10, 2**-4, 2**-3))
+    for entry in result.parametrizations:
+        logs = [math.log2(curve.best_lr) for curve in entry.curves]
+        drift_log2 = max(logs) - min(logs)
+        assert entry.drift_log2 == pytest.approx(drift_log2)
+        edge = any(curve.best_index in (0, 4) for curve in entry.curves)
+        if edge:
+            assert entry.verdict == "undetermined"
+        else:
+            assert entry.verdict == ("transfers" if drift_log2 <= 1 else "drifts")
+
+
+def test_a_best_rate_at_the_edge_of_the_grid_is_undetermined():
+    # A grid of tiny rates: every run is best at its largest rate, the edge.
+    result = _small_transfer(lrs=(1e-7, 2e-7, 4e-7))
+
+    for entry in result.parametrizations:
+        assert [curve.best_index for curve in entry.curves] == [2, 2]
+        assert entry.verdict == "undetermined"
+        assert "edge of the grid" in entry.summary
+
+
+def test_a_run_whose_loss_explodes_is_diverged_and_never_best():
+    result = _small_transfer(lrs=(1e-3, 1e4), optimizer="sgd")
+
+    for entry in result.parametrizations:
+        for curve in entry.curves:
+            assert curve.losses[1] is None
+            assert curve.best_index == 0
+
+
+def test_a_transfer_check_needs_two_steps():
+    with pytest.raises(InvalidInput) as caught:
+        _small_transfer(steps=1)
+
+    assert caught.value.problems[0].path == ("steps",)

@@ -97,10 +97,11 @@ class MupLimits:
         " hold, counted before expanding (default 50000: about 2 s and 20 MB of JSON).",
     )
     training_budget: int = _limit(
-        1_200_000_000_000,
+        800_000_000_000,
         "Most training work one coordinate or transfer check may ask for, in"
-        " multiply-add equivalents, estimated before any work (default 1.2e12:"
-        " about 35 s of one core; the default transfer check needs about half).",
+        " multiply-add equivalents, estimated before any work (default 8e11:"
+        " about 25 s of one core, so two at once on one core stay within the"
+        " 60 s worker timeout; the default transfer check needs 7.5e11).",
     )
 
 

@@ -87,8 +87,11 @@ LOSSES: tuple[str, ...] = ("cross_entropy", "mse")
 #: stays below this at every step after the init.
 FLAT_SLOPE = 0.1
 #: The best learning rate transfers when it moves by at most this many grid
-#: steps across the widths.
+#: steps across the widths (a step being the grid's median log2 spacing).
 TRANSFER_GRID_STEPS = 1
+#: A training run has diverged when its loss exceeds this many times its loss
+#: at the init (or leaves the floating-point range): it is never best.
+DIVERGED_LOSS_RATIO = 100.0
 
 #: Most widths, seeds, learning rates and steps one check may ask for.
 MAX_WIDTHS = 16
@@ -1459,7 +1462,7 @@ def transfer_check(
         lr_values=lrs,
         weight_decay=weight_decay,
         steps=steps,
-        min_steps=1,
+        min_steps=2,
         batch_size=batch_size,
         seeds=seeds,
         seed=seed,
@@ -1585,13 +1588,16 @@ def _final_loss(
     loss_window: int,
 ) -> float:
     """Train one run and return the mean of its last ``loss_window`` losses;
-    ∞ when a loss leaves the floating-point range (the run stops there)."""
+    ∞ when it diverged: a loss left the floating-point range, or grew past
+    :data:`DIVERGED_LOSS_RATIO` times the loss at the init (the run stops)."""
     network = Network(expanded, parametrization, init_seed)
     losses = []
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         for x, y in batches:
             result = network.loss_and_gradients(x, y, loss)
-            if not math.isfinite(result.loss):
+            if not math.isfinite(result.loss) or (
+                losses and result.loss > DIVERGED_LOSS_RATIO * max(losses[0], 1e-12)
+            ):
                 return math.inf
             losses.append(result.loss)
             network.step(result.gradients)
@@ -1635,12 +1641,27 @@ def _transfer_parametrization(
     drift = max(indices) - min(indices)
     logs = [math.log2(lrs[index]) for index in indices]
     drift_log2 = max(logs) - min(logs)
-    verdict = "transfers" if drift <= TRANSFER_GRID_STEPS else "drifts"
+    # On an uneven grid a position says little: the drift is judged in log2,
+    # against the grid's median spacing. A best rate at the edge of the grid
+    # may lie beyond it, so nothing can be concluded.
+    spacing = float(np.median(np.diff(np.log2(lrs))))
+    verdict = (
+        "transfers"
+        if drift_log2 <= TRANSFER_GRID_STEPS * spacing * (1 + 1e-9)
+        else "drifts"
+    )
+    if any(index in (0, len(lrs) - 1) for index in indices):
+        verdict = "undetermined"
     path = ", ".join(f"{curve.best_lr:.3g} at {curve.width}" for curve in curves)
+    conclusion = (
+        f"it {verdict}"
+        if verdict != "undetermined"
+        else "undetermined: a best rate lies at the edge of the grid; extend it"
+    )
     summary = (
         f"{label}: the best learning rate moves by {drift} grid"
-        f" step{'s' if drift != 1 else ''} ({drift_log2:g} in log2) across the"
-        f" widths ({path}): it {verdict}."
+        f" step{'s' if drift != 1 else ''} ({drift_log2:g} in log2, against a grid"
+        f" spacing of {spacing:g}) across the widths ({path}): {conclusion}."
     )
     return TransferParametrization(
         name=name,  # type: ignore[arg-type]
@@ -1668,7 +1689,8 @@ def _transfer_verdict(
     return (
         f"Across widths {min(widths)}–{max(widths)}: "
         + "; ".join(parts)
-        + f". Transfer means a move of at most {TRANSFER_GRID_STEPS} grid step."
+        + f". Transfer means a move of at most {TRANSFER_GRID_STEPS} grid step"
+        " (in log2, against the grid's median spacing)."
     )
 
 

@@ -901,7 +901,8 @@ def _check_parametrization(
                 value=missing,
             )
         )
-    unknown = [name for name in tensors if name not in set(names)]
+    known = set(names)
+    unknown = [name for name in tensors if name not in known]
     if unknown:
         problems.append(
             FieldProblem(

@@ -178,8 +178,8 @@ Sweeps the base learning rate over a grid at each width, for SP and µP, and
 reports the final training loss of each run, the best learning rate per width
 and how far it moves across widths (Tensor Programs V, Figure 1): under µP it
 should stay within one grid step. Every field has a default: `{}` runs the MLP
-32 → w → w → 10 at widths 64, 256 and 1024. Work is estimated first and refused
-over INITLAB_TRAINING_BUDGET.
+32 → w → w → 10 based at w = 32, at widths 32, 128 and 512. Work is estimated
+first and refused over INITLAB_TRAINING_BUDGET.
 """
 
 MUP_DESCRIPTION = """\

@@ -181,7 +181,7 @@ class TransferCheckRequestSchema(_CheckRequestSchema):
         load_default=None,
         metadata={
             "description": "The network to train; default the MLP 32 → w → w →"
-            " 10 with ReLUs, based at w = 64.",
+            " 10 with ReLUs, based at w = 32 (widths 32, 128, 512 by default).",
             "allOf": [_component(SPEC_SOURCE_COMPONENT)],
         },
     )
@@ -195,7 +195,7 @@ class TransferCheckRequestSchema(_CheckRequestSchema):
             "maxItems": MAX_LRS,
         },
     )
-    steps = _integer("Updates per run.", None, 1, MAX_STEPS)
+    steps = _integer("Training steps per run (at least 2).", None, 2, MAX_STEPS)
     loss_window = _integer(
         "Final loss = mean of the last this many training losses.", None, 1, MAX_STEPS
     )
