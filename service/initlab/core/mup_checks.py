@@ -86,6 +86,10 @@ LOSSES: tuple[str, ...] = ("cross_entropy", "mse")
 #: A coordinate-check curve is flat when |slope of log2 mean|x| vs log2 width|
 #: stays below this at every step after the init.
 FLAT_SLOPE = 0.1
+#: The base init of both checks: variance 1/fan_in on every weight, biases 0,
+#: the standard parametrization of Tensor Programs V (Yang et al. 2022, §2 and
+#: Table 3's SP column), of which µP rescales the readout and the learning rates.
+DEFAULT_INIT_SCHEME = SchemeChoice("lecun_normal")
 #: The best learning rate transfers when it moves by at most this many grid
 #: steps across the widths (a step being the grid's median log2 spacing).
 TRANSFER_GRID_STEPS = 1
@@ -1135,7 +1139,7 @@ def coord_check(
     :class:`LimitExceeded` when the estimated work is over ``budget`` or the
     widest network's memory over ``memory_budget`` (bytes).
     """
-    init_scheme = resolve_scheme(init_scheme or SchemeChoice("auto"), ("init_scheme",))
+    init_scheme = resolve_scheme(init_scheme or DEFAULT_INIT_SCHEME, ("init_scheme",))
     names = _check_common(
         optimizer=optimizer,
         lr_values=(lr,),
@@ -1447,7 +1451,7 @@ def transfer_check(
     :class:`LimitExceeded` when the estimated work is over ``budget`` or the
     widest network's memory over ``memory_budget`` (bytes).
     """
-    init_scheme = resolve_scheme(init_scheme or SchemeChoice("auto"), ("init_scheme",))
+    init_scheme = resolve_scheme(init_scheme or DEFAULT_INIT_SCHEME, ("init_scheme",))
     if spec is None:
         spec = default_mlp_spec()
         if base_dims is None:

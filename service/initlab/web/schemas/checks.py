@@ -139,7 +139,9 @@ class _CheckRequestSchema(StrictSchema):
     init_scheme = SchemeRequestField(
         load_default=None,
         metadata={
-            "description": "The init scheme of the base model (default auto).",
+            "description": "The init scheme of the base model and of SP at every"
+            " width (default lecun_normal: variance 1/fan_in, Tensor Programs V's"
+            " standard parametrization).",
             "allOf": [_component(SCHEME_REQUEST_COMPONENT)],
         },
     )
