@@ -29,6 +29,7 @@ depth-µP (Yang et al. 2023, "Tensor Programs VI", arXiv 2310.02244) or Complete
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -295,7 +296,7 @@ def _fan_axes(tensor: ParameterTensor) -> tuple[int | None, int | None]:
     if tensor.tensor == "bias" or tensor.kind in NORM_KINDS:
         return None, 0
     if tensor.kind.startswith("conv_transpose") or tensor.kind == "embedding":
-        return (0, 1) if tensor.kind == "embedding" else (0, 1)
+        return 0, 1
     return 1, 0
 
 
@@ -500,7 +501,7 @@ class _TableBuilder:
         self.width_dims = self.resolve_width_dims(spec_dims, base, targets)
         self.check_depth_changes(base, targets)
         self.raise_problems()
-        self.width_dim = self.resolve_width_dim(spec_dims, base, targets)
+        self.width_dim = self.resolve_width_dim(spec_dims)
         self.check_practitioner_dim()
         self.raise_problems()
 
@@ -539,7 +540,7 @@ class _TableBuilder:
             base_parameter_count=self.base.parameter_count,
             base_residual_branch_count=self.base.residual_branch_count,
             convention=self.convention(),
-            notes=self.table_notes(base, targets),
+            notes=self.table_notes(),
             targets=tables,
         )
 
@@ -645,9 +646,7 @@ class _TableBuilder:
                 allowed="depth_mup with sgd",
             )
 
-    def resolve_width_dim(
-        self, spec_dims: dict[str, int], base: dict[str, int], targets: list[dict]
-    ) -> str | None:
+    def resolve_width_dim(self, spec_dims: dict[str, int]) -> str | None:
         """The dim whose multiplier is m_d (practitioner) and m_N (CompleteP's ε).
 
         Default: ``d_model`` when the spec has it, else the only width dim;
@@ -681,7 +680,6 @@ class _TableBuilder:
                 f" with width_dim, one of: {', '.join(self.width_dims)}",
                 allowed=", ".join(self.width_dims),
             )
-        del base, targets
 
         return None
 
@@ -812,27 +810,23 @@ class _TableBuilder:
         if small is None:
             return _Layout({}, {})
         layout = _Layout.of(small)
-        if self.depth_dims and not self.reduced_is_exact(layout):
+        if self.depth_dims and not self.reduced_is_exact:
             full = self.expand_at(dims, path)
             return _Layout.of(full) if full is not None else _Layout({}, {})
 
         return layout
 
-    def reduced_is_exact(self, layout: _Layout) -> bool:
-        """Whether shapes read with repeat counts at 1 match the base's own."""
-        if not hasattr(self, "base_exact"):
-            base_layout = _Layout.of(self.base)
-            self.base_exact = False
-            reduced = {}
-            for name, value in self.base.dims.items():
-                reduced[name] = 1 if name in self.depth_dims else value
-            small = expand(
-                dataclasses.replace(self.spec, dims=reduced), self.spec_limits
-            )
-            self.base_exact = _Layout.of(small).shapes == base_layout.shapes
-        del layout
+    @functools.cached_property
+    def reduced_is_exact(self) -> bool:
+        """Whether shapes read with repeat counts at 1 match the base's own (they
+        do unless a repeat count also sizes a tensor)."""
+        reduced = {
+            name: 1 if name in self.depth_dims else value
+            for name, value in self.base.dims.items()
+        }
+        small = expand(dataclasses.replace(self.spec, dims=reduced), self.spec_limits)
 
-        return self.base_exact
+        return _Layout.of(small).shapes == _Layout.of(self.base).shapes
 
     def width_like_axes(
         self, base: dict[str, int], targets: list[dict], layouts: list[_Layout]
@@ -1385,7 +1379,7 @@ class _TableBuilder:
             if tensor.is_readout and tensor.tensor == "bias"
         }
 
-    def table_notes(self, base: dict[str, int], targets: list[dict]) -> tuple[str, ...]:
+    def table_notes(self) -> tuple[str, ...]:
         settings = self.settings
         notes = []
         if not self.width_dims:
@@ -1432,8 +1426,6 @@ class _TableBuilder:
                 " spec; a hidden weight's std then scales as 1/√m_in, every other"
                 " tensor's stays at its base value."
             )
-        del base, targets
-
         return tuple(notes)
 
     def convention(self) -> str:

@@ -23,11 +23,10 @@ from initlab.core.mup_checks import (
     coord_check,
     transfer_check,
 )
-from initlab.core.schemes import resolve_scheme
 from initlab.web import problems
 from initlab.web.config import current_config
 from initlab.web.jsonio import read_json_object
-from initlab.web.routes import load_request_with_spec
+from initlab.web.routes import load_request_with_spec, resolve_scheme_field
 from initlab.web.schemas.checks import (
     CoordCheckRequestSchema,
     TransferCheckRequestSchema,
@@ -156,16 +155,7 @@ def post_transfer_check() -> Response:
 
 def _common(body: dict[str, Any], choices: dict[str, Any]) -> dict[str, Any]:
     """The arguments both checks take, with the init scheme resolved."""
-    init_scheme = choices["init_scheme"]
-    if init_scheme is not None:
-        sent = body.get("init_scheme")
-        path = ("init_scheme",)
-        try:
-            init_scheme = resolve_scheme(
-                init_scheme, path, path if isinstance(sent, str) else None
-            )
-        except InvalidInput as error:
-            raise problems.invalid_input_problem(error, (), body) from None
+    init_scheme = resolve_scheme_field(body, choices, "init_scheme")
     arguments = {
         "base_dims": choices["base_dims"],
         "width_dim": choices["width_dim"],

@@ -25,11 +25,10 @@ from initlab.core.mup import (
     MupTarget,
     mup_table,
 )
-from initlab.core.schemes import resolve_scheme
 from initlab.web import problems
 from initlab.web.config import current_config
 from initlab.web.jsonio import read_json_object
-from initlab.web.routes import load_request_with_spec
+from initlab.web.routes import load_request_with_spec, resolve_scheme_field
 from initlab.web.schemas.mup import DEFAULT_INIT_STD, MupTableRequestSchema
 from initlab.web.spec_sources import spec_source_notes
 
@@ -60,16 +59,7 @@ def post_mup_table() -> Response:
 
 
 def _settings(body: Mapping[str, Any], choices: Mapping[str, Any]) -> MupSettings:
-    init_scheme = choices["init_scheme"]
-    if init_scheme is not None:
-        sent = body.get("init_scheme")
-        path = ("init_scheme",)
-        try:
-            init_scheme = resolve_scheme(
-                init_scheme, path, path if isinstance(sent, str) else None
-            )
-        except InvalidInput as error:
-            raise problems.invalid_input_problem(error, (), body) from None
+    init_scheme = resolve_scheme_field(body, choices, "init_scheme")
     init_std = choices["init_std"]
     if init_std is None and init_scheme is None:
         init_std = DEFAULT_INIT_STD

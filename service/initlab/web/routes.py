@@ -178,6 +178,23 @@ def load_spec_and_schemes(
     return expanded, scheme, overrides, choices
 
 
+def resolve_scheme_field(
+    body: Mapping[str, Any], choices: Mapping[str, Any], field_name: str
+) -> SchemeChoice | None:
+    """The scheme a request gives at ``field_name``, resolved with its defaults
+    (None when it gives none), or a 422 pointing at it: at the field itself
+    when sent as a bare name, at its ``name`` when sent as an object."""
+    choice = choices[field_name]
+    if choice is None:
+        return None
+    path = (field_name,)
+    sent = body.get(field_name)
+    try:
+        return resolve_scheme(choice, path, path if isinstance(sent, str) else None)
+    except InvalidInput as error:
+        raise problems.invalid_input_problem(error, (), body) from None
+
+
 def _resolve_schemes(
     body: Mapping[str, Any],
     choices: Mapping[str, Any],
