@@ -21,11 +21,13 @@ endif
 endif
 endif
 
-$(BIN)/.installed: requirements/dev.txt service/pyproject.toml client/pyproject.toml
+$(BIN)/.installed: requirements/dev.txt requirements/client-wheels.txt service/pyproject.toml client/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip==26.3
 	$(BIN)/python -m pip install --quiet -r requirements/dev.txt
 	$(BIN)/python -m pip install --quiet --no-deps -e service -e client
+	$(BIN)/python -m pip download --quiet --no-deps --only-binary=:all: \
+		--dest $(VENV)/wheelhouse -r requirements/client-wheels.txt
 	touch $@
 
 serve: $(BIN)/.installed

@@ -29,9 +29,13 @@ from .checks import (
     TransferParametrization,
 )
 from .client import (
+    API_KEY_ENV,
     BASE_URL_ENV,
+    DEFAULT_BACKOFF,
     DEFAULT_BASE_URL,
+    DEFAULT_RETRIES,
     DEFAULT_TIMEOUT,
+    MAX_RETRY_AFTER,
     TRAINING_READ_TIMEOUT,
     Client,
 )
@@ -48,6 +52,8 @@ from .errors import (
     ServerError,
     SpecFileError,
     Timeout,
+    TooManyRequests,
+    Unauthorized,
     ValidationError,
 )
 from .imports import ImportedSpec, Preset, PresetParameter
@@ -98,7 +104,11 @@ __all__ = [
     "ActivationInfo",
     "AnalyticValues",
     "Axis",
+    "API_KEY_ENV",
     "BASE_URL_ENV",
+    "DEFAULT_BACKOFF",
+    "DEFAULT_RETRIES",
+    "MAX_RETRY_AFTER",
     "BadRequest",
     "Band",
     "CheckAxis",
@@ -147,6 +157,8 @@ __all__ = [
     "StatisticsSummary",
     "TRAINING_READ_TIMEOUT",
     "Timeout",
+    "TooManyRequests",
+    "Unauthorized",
     "TrainingCost",
     "TransferCheck",
     "TransferCurve",

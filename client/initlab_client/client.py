@@ -18,6 +18,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
 import requests
+import requests.adapters
+from urllib3.exceptions import InvalidHeader
+from urllib3.util.retry import Retry
 
 from ._version import __version__
 from .checks import CoordCheck, TransferCheck
@@ -28,6 +31,7 @@ from .errors import (
     InvalidResponse,
     LimitExceeded,
     Timeout,
+    TooManyRequests,
     api_error_class,
     field_errors,
 )
@@ -43,7 +47,18 @@ from .spec import ConfigSource, json_integers, read_config
 from .statistics import PhaseDiagram, PropagationChart, Statistics
 
 BASE_URL_ENV = "INITLAB_URL"
+API_KEY_ENV = "INITLAB_API_KEY"
 DEFAULT_BASE_URL = "http://127.0.0.1:8000"
+# Three retries with waits of 0, 1 and 2 s: a service restarting behind a
+# load balancer is back within that, and a stopped one is reported in 3 s.
+DEFAULT_RETRIES = 3
+DEFAULT_BACKOFF = 0.5
+# The longest wait a Retry-After may ask for; longer ones are cut to it, so a
+# misconfigured proxy cannot hold a script for hours (urllib3 allows 6 h).
+MAX_RETRY_AFTER = 60
+# The answers worth asking again: too many requests, and a gateway or service
+# that is restarting or overloaded. A 500 is a bug and would fail again.
+RETRY_STATUSES = frozenset({429, 502, 503, 504})
 # (connect, read) in seconds. The connect value sits just above a multiple of
 # 3 s, TCP's initial retransmission window; the read value matches the
 # service's own worker timeout.
@@ -74,23 +89,47 @@ class Client:
     ``base_url`` is taken from the argument, else the ``INITLAB_URL``
     environment variable, else ``http://127.0.0.1:8000``; it may carry a path
     prefix (``https://example.org/initlab``). ``timeout`` is handed to
-    ``requests``: seconds, or a ``(connect, read)`` pair. A ``session`` passed
-    in is used as is and left open by :meth:`close`; otherwise the client
-    makes its own and closes it. Use it as a context manager to close it.
-    Like ``requests.Session``, one client is meant for one thread.
+    ``requests``: seconds, or a ``(connect, read)`` pair.
+
+    ``retries`` is how many times a request is sent again after a connection
+    failure or a 429, 502, 503 or 504 answer. Every endpoint is a pure
+    computation of its request, so sending a POST again is safe. The waits
+    between attempts follow ``Retry-After`` when the service sends one (at
+    most :data:`MAX_RETRY_AFTER` seconds), else an exponential backoff: none
+    before the first retry, then ``2 * backoff``, ``4 * backoff``, ... A
+    request the service received and did not answer in time is not sent
+    again: it raises :class:`Timeout`.
+
+    ``api_key``, else the ``INITLAB_API_KEY`` environment variable, is sent
+    as ``Authorization: Bearer <key>`` to a service that requires one.
+
+    A ``session`` passed in is used as is (its adapters decide retries) and
+    left open by :meth:`close`; otherwise the client makes its own and closes
+    it. Use the client as a context manager to close it. Like
+    ``requests.Session``, one client is meant for one thread.
     """
 
     def __init__(
         self,
         base_url: str | None = None,
         timeout: TimeoutValue = DEFAULT_TIMEOUT,
+        retries: int = DEFAULT_RETRIES,
+        api_key: str | None = None,
         session: requests.Session | None = None,
+        backoff: float = DEFAULT_BACKOFF,
     ):
         self.base_url = _checked_base_url(base_url)
         self.timeout = timeout
+        self.retry = retry_policy(retries, backoff)
         self.user_agent = user_agent()
+        self._api_key = _checked_api_key(api_key)
         self._owns_session = session is None
-        self.session = requests.Session() if session is None else session
+        if session is None:
+            session = requests.Session()
+            adapter = requests.adapters.HTTPAdapter(max_retries=self.retry)
+            session.mount("http://", adapter)
+            session.mount("https://", adapter)
+        self.session = session
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(base_url={self.base_url!r})"
@@ -613,6 +652,8 @@ class Client:
             "User-Agent": self.user_agent,
             "Accept": "application/json, application/problem+json",
         }
+        if self._api_key is not None:
+            headers["Authorization"] = f"Bearer {self._api_key.value}"
         timeout = kwargs.pop("timeout", self.timeout)
         try:
             response = self.session.request(
@@ -625,7 +666,8 @@ class Client:
             ) from error
         except requests.ConnectionError as error:
             raise ConnectionError(
-                f"{method} {url}: cannot reach the service ({error}); is it running,"
+                f"{method} {url}: cannot reach the service"
+                f" after {_attempts(self.retry)} ({_reason(error)}); is it running,"
                 f" and is the base URL right? (argument or {BASE_URL_ENV})"
             ) from error
         except requests.RequestException as error:
@@ -852,6 +894,100 @@ def _query(**parameters: Any) -> dict[str, str]:
     return query
 
 
+class _Retry(Retry):
+    """urllib3's policy with Retry-After cut to :data:`MAX_RETRY_AFTER` seconds.
+
+    urllib3 caps it only from 2.7 (``retry_after_max``); this works with
+    every urllib3 that requests supports.
+    """
+
+    def parse_retry_after(self, retry_after: str) -> float:
+        return min(super().parse_retry_after(retry_after), MAX_RETRY_AFTER)
+
+
+def retry_policy(retries: int, backoff: float) -> Retry:
+    """The urllib3 retry policy of a client: connection failures and busy answers.
+
+    ``retries`` bounds connection retries and retried answers alike; reads
+    are never retried, because a timeout means the service got the request
+    and may still be working on it. Every method is retried (the endpoints
+    are pure). After the last retry the busy answer itself is returned, so
+    that it raises the matching :class:`APIError` with its problem details.
+    """
+    if isinstance(retries, bool) or not isinstance(retries, numbers.Integral):
+        raise TypeError(f"retries must be an integer >= 0, such as 3; got {retries!r}")
+    if retries < 0:
+        raise ValueError(f"retries must be >= 0 (0 turns retries off); got {retries}")
+    if isinstance(backoff, bool) or not isinstance(backoff, numbers.Real):
+        raise TypeError(f"backoff must be a number of seconds >= 0; got {backoff!r}")
+    if not math.isfinite(backoff) or backoff < 0:
+        raise ValueError(
+            f"backoff must be a finite number of seconds >= 0; got {backoff}"
+        )
+
+    retries = operator.index(retries)
+    return _Retry(
+        total=retries,
+        connect=retries,
+        status=retries,
+        read=False,
+        other=False,
+        redirect=False,
+        allowed_methods=None,
+        status_forcelist=RETRY_STATUSES,
+        backoff_factor=float(backoff),
+        respect_retry_after_header=True,
+        raise_on_status=False,
+    )
+
+
+def _attempts(retry: Retry) -> str:
+    tries = (retry.total or 0) + 1
+    return "1 attempt" if tries == 1 else f"{tries} attempts"
+
+
+def _reason(error: requests.ConnectionError) -> str:
+    """The innermost cause of a connection failure, without urllib3's wrapping."""
+    cause = error.args[0] if error.args else error
+    reason = getattr(cause, "reason", None)
+
+    return str(reason if reason is not None else cause)
+
+
+class _Secret:
+    """A value kept out of reprs, tracebacks' locals and ``vars()`` dumps."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: str):
+        self.value = value
+
+    def __repr__(self) -> str:
+        return "<hidden>"
+
+
+def _checked_api_key(api_key: str | None) -> _Secret | None:
+    """The key from the argument, else ``INITLAB_API_KEY``; ``None`` for none."""
+    source = "api_key"
+    if api_key is None:
+        api_key = os.environ.get(API_KEY_ENV) or None
+        source = API_KEY_ENV
+    if api_key is None:
+        return None
+    # The key itself is never shown: error messages end up in logs.
+    if not isinstance(api_key, str):
+        raise TypeError(f"{source} must be a string; got {type(api_key).__name__}")
+    api_key = api_key.strip()
+    if not api_key or not api_key.isprintable():
+        raise ValueError(
+            f"{source} must be non-empty printable text on one line (it is sent"
+            " as an HTTP header); check for a stray newline from the file it came"
+            " from"
+        )
+
+    return _Secret(api_key)
+
+
 def _checked_base_url(base_url: str | None) -> str:
     source = "base_url"
     if not base_url:
@@ -888,6 +1024,18 @@ def _json_object(data: Any) -> dict[str, Any]:
     return data
 
 
+def _retry_after(response: requests.Response) -> float | None:
+    """The ``Retry-After`` of an answer in seconds (delay or HTTP date), if any."""
+    value = response.headers.get("Retry-After")
+    if value is None:
+        return None
+
+    try:
+        return Retry().parse_retry_after(value)
+    except InvalidHeader:
+        return None
+
+
 def _api_error(response: requests.Response) -> APIError:
     """The :class:`APIError` for an error answer, problem+json or not.
 
@@ -902,7 +1050,9 @@ def _api_error(response: requests.Response) -> APIError:
         problem = {}
 
     error_class = api_error_class(response.status_code, problem.get("type"))
-    details = {}
+    details: dict[str, Any] = {}
+    if error_class is TooManyRequests:
+        details = {"retry_after": _retry_after(response)}
     if error_class is LimitExceeded:
         details = {
             "limit": problem.get("limit"),

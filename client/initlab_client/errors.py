@@ -107,6 +107,13 @@ class BadRequest(APIError):
     """400: the body is not JSON, or not a JSON object."""
 
 
+class Unauthorized(APIError):
+    """401: the service requires an API key, and none or a wrong one was sent.
+
+    Pass ``api_key=`` to the client or set ``INITLAB_API_KEY``.
+    """
+
+
 class NotFound(APIError):
     """404: no such path on this service (an older server, or a wrong base URL)."""
 
@@ -143,6 +150,18 @@ class LimitExceeded(ValidationError):
         super().__init__(*args, **kwargs)
 
 
+class TooManyRequests(APIError):
+    """429: the service is rate limiting; raised once the client's retries ran out.
+
+    ``retry_after`` is the wait in seconds the service asked for, when it
+    said one (``None`` otherwise).
+    """
+
+    def __init__(self, *args: Any, retry_after: float | None = None, **kwargs: Any):
+        self.retry_after = retry_after
+        super().__init__(*args, **kwargs)
+
+
 class ServerError(APIError):
     """5xx: a fault on the service side; ``request_id`` identifies it in its logs."""
 
@@ -150,9 +169,11 @@ class ServerError(APIError):
 LIMIT_EXCEEDED_SUFFIX = "/limit-exceeded"
 _ERROR_BY_STATUS: dict[int, type[APIError]] = {
     400: BadRequest,
+    401: Unauthorized,
     404: NotFound,
     413: PayloadTooLarge,
     422: ValidationError,
+    429: TooManyRequests,
 }
 
 

@@ -39,26 +39,49 @@ def requirement_names(distribution: str) -> list[str]:
     ]
 
 
-def test_declared_dependencies_are_requests_and_the_yaml_extra() -> None:
+def test_declared_dependencies_are_requests_and_optional_extras() -> None:
     project = tomllib.loads(PYPROJECT.read_text())["project"]
 
-    assert project["dependencies"] == ["requests>=2.28"]
-    assert project["optional-dependencies"] == {"yaml": ["PyYAML>=6.0"]}
+    assert project["dependencies"] == ["requests>=2.28", "urllib3>=1.26"]
+    assert project["optional-dependencies"] == {
+        "yaml": ["PyYAML>=6.0"],
+        "cli": ["click>=8.1", "rich>=13"],
+        "torch": ["torch>=2.1"],
+        "all": ["initlab-client[yaml,cli,torch]"],
+    }
+    assert project["scripts"] == {"initlab": "initlab_client.cli:main"}
     assert project["version"] == initlab_client.__version__
 
 
-def test_sources_import_only_the_standard_library_and_requests() -> None:
+def third_party_imports(source: Path) -> set[str]:
+    """Top-level names of what ``source`` imports from outside the standard library."""
     imported = set()
-    for source in CLIENT_DIR.glob("*.py"):
-        for node in ast.walk(ast.parse(source.read_text())):
-            if isinstance(node, ast.Import):
-                imported.update(alias.name.split(".")[0] for alias in node.names)
-            elif isinstance(node, ast.ImportFrom) and node.level == 0:
-                imported.add(node.module.split(".")[0])
+    for node in ast.walk(ast.parse(source.read_text())):
+        if isinstance(node, ast.Import):
+            imported.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0:
+            imported.add(node.module.split(".")[0])
 
-    # yaml is imported only inside load_spec, for YAML files (the extra).
-    third_party = imported - sys.stdlib_module_names - {"__future__"}
-    assert third_party == {"requests", "yaml"}
+    return imported - sys.stdlib_module_names - {"__future__", "initlab_client"}
+
+
+# What each module of the client may import beyond the standard library: the
+# core needs requests (and its urllib3) only; an extra's module, its extra.
+EXTRA_MODULES = {
+    "cli.py": {"click", "rich"},
+    "pytorch.py": {"torch"},
+    # yaml is imported inside load_spec only, for YAML files (the yaml extra).
+    "spec.py": {"yaml"},
+}
+
+
+def test_sources_import_only_the_standard_library_and_requests() -> None:
+    sources = sorted(CLIENT_DIR.rglob("*.py"))
+    assert {source.name for source in sources} >= {"client.py", "cli.py", "pytorch.py"}
+
+    for source in sources:
+        allowed = {"requests", "urllib3"} | EXTRA_MODULES.get(source.name, set())
+        assert third_party_imports(source) <= allowed, source.name
 
 
 def test_imports_with_only_requests_installed(tmp_path: Path) -> None:
