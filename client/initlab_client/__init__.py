@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 
+from . import layers
 from ._version import __version__
 from .checks import (
     CheckAxis,
@@ -100,6 +101,7 @@ from .statistics import (
 logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 __all__ = [
+    "layers",
     "APIError",
     "ActivationInfo",
     "AnalyticValues",

@@ -14,10 +14,11 @@ import json
 import numbers
 import operator
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Union
 
+from . import layers as _layers
 from .errors import SpecFileError
 
 YAML_SUFFIXES = (".yaml", ".yml")
@@ -41,6 +42,13 @@ class Spec(dict):  # type: ignore[type-arg]
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({dict.__repr__(self)})"
+
+    @classmethod
+    def build(
+        cls, layers: Iterable[Mapping[str, Any]], dims: Mapping[str, int] | None = None
+    ) -> Spec:
+        """The spec of ``layers`` (see :mod:`initlab_client.layers`) and ``dims``."""
+        return cls(_layers.spec(layers, dims))
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Spec:
