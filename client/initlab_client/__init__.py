@@ -48,6 +48,7 @@ from .errors import (
     InitlabError,
     InvalidResponse,
     LimitExceeded,
+    MethodNotAllowed,
     NotFound,
     PayloadTooLarge,
     ServerError,
@@ -55,6 +56,7 @@ from .errors import (
     Timeout,
     TooManyRequests,
     Unauthorized,
+    UnsupportedMediaType,
     ValidationError,
 )
 from .imports import ImportedSpec, Preset, PresetParameter
@@ -161,6 +163,8 @@ __all__ = [
     "Timeout",
     "TooManyRequests",
     "Unauthorized",
+    "UnsupportedMediaType",
+    "MethodNotAllowed",
     "TrainingCost",
     "TransferCheck",
     "TransferCurve",

@@ -118,8 +118,16 @@ class NotFound(APIError):
     """404: no such path on this service (an older server, or a wrong base URL)."""
 
 
+class MethodNotAllowed(APIError):
+    """405: the path exists, but not for this method (an older or newer server)."""
+
+
 class PayloadTooLarge(APIError):
     """413: the request body is over the service's size limit."""
+
+
+class UnsupportedMediaType(APIError):
+    """415: the body was not sent as ``application/json``."""
 
 
 class ValidationError(APIError):
@@ -171,7 +179,9 @@ _ERROR_BY_STATUS: dict[int, type[APIError]] = {
     400: BadRequest,
     401: Unauthorized,
     404: NotFound,
+    405: MethodNotAllowed,
     413: PayloadTooLarge,
+    415: UnsupportedMediaType,
     422: ValidationError,
     429: TooManyRequests,
 }

@@ -208,13 +208,16 @@ def test_a_spec_that_is_not_a_mapping_is_refused_before_sending() -> None:
     ("status", "error_class"),
     [
         (400, BadRequest),
+        (401, initlab_client.Unauthorized),
         (404, NotFound),
+        (405, initlab_client.MethodNotAllowed),
         (413, PayloadTooLarge),
+        (415, initlab_client.UnsupportedMediaType),
         (422, ValidationError),
+        (429, initlab_client.TooManyRequests),
         (500, ServerError),
         (503, ServerError),
-        (415, APIError),
-        (405, APIError),
+        (418, APIError),
     ],
 )
 def test_each_status_raises_its_error_class(status: int, error_class) -> None:
