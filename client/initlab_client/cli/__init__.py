@@ -1,0 +1,69 @@
+"""The ``initlab`` command: the service's answers as tables, JSON or CSV.
+
+Installed with the ``cli`` extra (``pip install 'initlab-client[cli]'``),
+which brings click and rich; the rest of the client never imports this
+package, so it still needs only ``requests``. :func:`main` is the console
+script; ``python -m initlab_client.cli`` runs it too.
+
+Every command prints a table for people by default, ``--json`` the
+service's answer unchanged and ``--csv`` one line per row. The exit status
+says what went wrong, so that scripts can tell a bad spec from a service
+that is down: see :data:`EXIT_CODES`.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from collections.abc import Sequence
+
+EXIT_OK = 0
+EXIT_UNEXPECTED = 1
+EXIT_BAD_INPUT = 2
+EXIT_SERVER_ERROR = 3
+EXIT_UNREACHABLE = 4
+
+EXIT_CODES = {
+    EXIT_OK: "success",
+    EXIT_UNEXPECTED: "an unexpected error (a bug: please report it)",
+    EXIT_BAD_INPUT: (
+        "bad input: a wrong option, an unreadable spec file, or a request the"
+        " service refused (4xx), whose problem and fields at fault are printed"
+    ),
+    EXIT_SERVER_ERROR: (
+        "the service failed (5xx) or sent an answer the client cannot read"
+    ),
+    EXIT_UNREACHABLE: "the service cannot be reached or did not answer in time",
+}
+
+INSTALL_HINT = (
+    "initlab: the command line needs click and rich ({missing} not installed);"
+    " install them with: pip install 'initlab-client[cli]'"
+)
+
+
+def main(args: Sequence[str] | None = None) -> None:
+    """Run the ``initlab`` command on ``args`` (``sys.argv[1:]`` when ``None``).
+
+    Exits with one of :data:`EXIT_CODES`. Without click or rich it prints
+    one line saying how to install them and exits 1.
+    """
+    missing = [name for name in ("click", "rich") if not _installed(name)]
+    if missing:
+        sys.stderr.write(INSTALL_HINT.format(missing=" and ".join(missing)) + "\n")
+        raise SystemExit(EXIT_UNEXPECTED)
+
+    from .app import cli
+
+    cli.main(args=None if args is None else list(args), prog_name="initlab")
+
+
+def _installed(name: str) -> bool:
+    """Whether ``name`` can be imported, found without importing it."""
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):  # A broken or half-removed package.
+        return False
+
+
+__all__ = ["EXIT_CODES", "main"]

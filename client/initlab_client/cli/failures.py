@@ -1,0 +1,149 @@
+"""Errors become exit statuses here, and nowhere else.
+
+:class:`InitlabGroup` catches what a command raises and hands it to
+:func:`failure`, which picks the exit status of :data:`..EXIT_CODES` and the
+lines that explain it on stderr: a refused request's problem details (title,
+detail, each field at fault, the request id), the URL that could not be
+reached and how to start a service there, or an unexpected error's
+traceback.
+"""
+
+from __future__ import annotations
+
+import errno
+import textwrap
+import traceback
+from typing import Any
+
+import click
+
+from ..client import API_KEY_ENV, BASE_URL_ENV, DEFAULT_BASE_URL
+from ..errors import (
+    APIError,
+    ConnectionError,
+    InitlabError,
+    InvalidResponse,
+    SpecFileError,
+    Timeout,
+)
+from . import (
+    EXIT_BAD_INPUT,
+    EXIT_CODES,
+    EXIT_SERVER_ERROR,
+    EXIT_UNEXPECTED,
+    EXIT_UNREACHABLE,
+)
+from .settings import Settings
+
+START_HINT = (
+    "Start it with `make serve` in the initlab repository (PORT=9000 make serve"
+    f" for another port), or give a running service's URL with --url or {BASE_URL_ENV}."
+)
+# The --help epilog: each status and its meaning, wrapped by hand ("\b" keeps
+# click from joining the lines).
+EPILOG = "\b\nExit status:\n" + "\n".join(
+    textwrap.fill(
+        meaning, width=76, initial_indent=f"  {code}  ", subsequent_indent="     "
+    )
+    for code, meaning in EXIT_CODES.items()
+)
+
+
+class Failure(click.ClickException):
+    """A failure reported on stderr, line by line, with its exit status."""
+
+    def __init__(self, exit_code: int, *lines: str) -> None:
+        super().__init__(lines[0])
+        self.exit_code = exit_code
+        self.lines = lines
+
+    def show(self, file: Any = None) -> None:
+        for line in self.lines:
+            click.echo(line, file=file, err=True)
+
+
+def failure(error: Exception, base_url: str | None) -> Failure:
+    """The :class:`Failure` of an error raised while a command ran.
+
+    4xx answers and unreadable files are bad input (2), 5xx answers and
+    unreadable bodies a server error (3), no answer at all a connection
+    failure (4); anything else is unexpected (1) and shows its traceback.
+    """
+    where = base_url or DEFAULT_BASE_URL
+    if isinstance(error, APIError):
+        return _problem(error)
+    if isinstance(error, InvalidResponse):
+        return Failure(
+            EXIT_SERVER_ERROR,
+            f"initlab: the answer from {where} cannot be read: {error}",
+            "Is --url the address of an initlab service?",
+        )
+    if isinstance(error, Timeout):
+        return Failure(
+            EXIT_UNREACHABLE,
+            f"initlab: no answer from the initlab service at {where} in time.",
+            f"  {error}",
+            "A larger --timeout helps for large specs (computations are pure, so"
+            " trying again is safe). " + START_HINT,
+        )
+    if isinstance(error, ConnectionError):
+        return Failure(
+            EXIT_UNREACHABLE,
+            f"initlab: cannot reach the initlab service at {where}.",
+            f"  {error}",
+            START_HINT,
+        )
+    if isinstance(error, SpecFileError):
+        return Failure(EXIT_BAD_INPUT, f"initlab: {error}")
+    if isinstance(error, InitlabError):
+        return Failure(EXIT_UNEXPECTED, f"initlab: {error}")
+
+    return Failure(
+        EXIT_UNEXPECTED,
+        "initlab: unexpected error; please report it with this traceback:",
+        "".join(
+            traceback.format_exception(type(error), error, error.__traceback__)
+        ).rstrip(),
+    )
+
+
+def _problem(error: APIError) -> Failure:
+    """The problem details of an error answer: title, detail, fields, request id."""
+    lines = [f"initlab: {error.status} {error.title}"]
+    if error.detail:
+        lines.append(f"  {error.detail}")
+    lines.extend(f"  {field.pointer or '/'}: {field.message}" for field in error.errors)
+    if error.status == 401:
+        lines.append(f"  give the service's API key with --api-key or {API_KEY_ENV}")
+    if error.request_id:
+        lines.append(f"  request id: {error.request_id}")
+    if error.status >= 500:
+        lines.append(
+            "The service failed on a request it accepted; quote the request id"
+            " to whoever runs it."
+        )
+        return Failure(EXIT_SERVER_ERROR, *lines)
+
+    return Failure(EXIT_BAD_INPUT, *lines)
+
+
+class InitlabGroup(click.Group):
+    """A click group that turns every error of a command into an exit status."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except OSError as error:
+            if error.errno == errno.EPIPE:  # A closed pipe: click handles it.
+                raise
+            raise _failure(ctx, error) from error
+        except Exception as error:
+            raise _failure(ctx, error) from error
+
+
+def _failure(ctx: click.Context, error: Exception) -> Failure:
+    settings = ctx.find_object(Settings)
+
+    return failure(error, None if settings is None else settings.base_url)

@@ -1,0 +1,212 @@
+"""Where and how the command line writes: tables, JSON, CSV and the spinner.
+
+Answers go to standard output, messages and the progress spinner to
+standard error, so that ``initlab ... --json > answer.json`` keeps only the
+answer. Tables are drawn for a terminal; when standard output is a pipe or a
+file they are plain columns separated by spaces, without colour, box
+characters or wrapping (rich would otherwise cut them at 80 columns).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import json
+import sys
+from collections.abc import Callable, Iterable, Sequence
+from typing import IO, Any
+
+from rich import box
+from rich.console import Console
+from rich.table import Table
+
+# Wide enough for any row, so that a table piped to a file is never wrapped.
+PIPE_WIDTH = 100_000
+# Significant digits of a number in a table; --json and --csv keep them all.
+TABLE_DIGITS = 6
+MISSING = "-"
+
+
+def _is_terminal(stream: IO[str]) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):  # No isatty, or a closed stream.
+        return False
+
+
+def _console(stream: IO[str]) -> Console:
+    terminal = _is_terminal(stream)
+
+    return Console(
+        file=stream,
+        markup=False,  # Names and notes hold brackets ("[0, 1]") that are text.
+        emoji=False,
+        highlight=False,
+        width=None if terminal else PIPE_WIDTH,
+        soft_wrap=not terminal,
+    )
+
+
+class Output:
+    """The two streams of one command: answers on stdout, the rest on stderr.
+
+    The streams are looked up when the command runs (``sys.stdout`` then),
+    so that a test runner that swaps them captures what is written.
+    """
+
+    def __init__(
+        self, stdout: IO[str] | None = None, stderr: IO[str] | None = None
+    ) -> None:
+        self.stdout = sys.stdout if stdout is None else stdout
+        self.stderr = sys.stderr if stderr is None else stderr
+        self.console = _console(self.stdout)
+        self.errors = _console(self.stderr)
+
+    @property
+    def terminal(self) -> bool:
+        """Whether standard output is a terminal (tables drawn with rules)."""
+        return self.console.is_terminal
+
+    def status(self, message: str) -> contextlib.AbstractContextManager[Any]:
+        """A spinner with ``message`` on stderr while a request runs, when stderr
+        is a terminal; nothing otherwise (a log file gets no control codes)."""
+        if not self.errors.is_terminal:
+            return contextlib.nullcontext()
+
+        return self.errors.status(message, spinner="dots")
+
+    def table(self, *columns: str, title: str | None = None) -> Table:
+        """An empty table; columns whose name starts with ``>`` align right."""
+        table = Table(
+            title=title,
+            title_justify="left",
+            box=box.SIMPLE_HEAD if self.terminal else None,
+            show_edge=False,
+            pad_edge=False,
+            header_style="bold" if self.terminal else "",
+            title_style="bold" if self.terminal else "",
+        )
+        for column in columns:
+            right = column.startswith(">")
+            table.add_column(column.lstrip(">"), justify="right" if right else "left")
+
+        return table
+
+    def print(self, *renderables: Any) -> None:
+        """Text or tables on stdout; piped, without the spaces rich pads lines with."""
+        if self.terminal:
+            self.console.print(*renderables)
+            return
+
+        with self.console.capture() as captured:
+            self.console.print(*renderables)
+        lines = captured.get().splitlines()
+        self.stdout.write("".join(line.rstrip() + "\n" for line in lines))
+
+    def lines(self, heading: str, items: Iterable[str]) -> None:
+        """``heading`` and one indented line per item, when there is any item."""
+        items = list(items)
+        if not items:
+            return
+
+        self.print(heading)
+        for item in items:
+            self.print(f"  {item}")
+
+    def message(self, text: str) -> None:
+        """A line on stderr: what is not the answer."""
+        self.errors.print(text)
+
+    def json(self, data: Any) -> None:
+        """``data`` as indented JSON: the service's answer, every digit kept."""
+        self.stdout.write(json.dumps(data, indent=2) + "\n")
+        self.stdout.flush()
+
+    def csv(self, header: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+        """A CSV table (RFC 4180, as :meth:`MupTable.to_csv` writes) on stdout."""
+        writer = csv.writer(self.stdout)
+        writer.writerow(header)
+        writer.writerows([[cell_text(value) for value in row] for row in rows])
+        self.stdout.flush()
+
+
+def cell_text(value: Any) -> str:
+    """A CSV cell: numbers as ``repr`` (read back with ``float``, no digit lost),
+    ``None`` empty, booleans ``true``/``false``, lists joined by ``;``."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, (list, tuple)):
+        return ";".join(cell_text(item) for item in value)
+    if isinstance(value, dict):
+        return json.dumps(value, separators=(",", ":"))
+
+    return str(value)
+
+
+def number(value: Any, digits: int = TABLE_DIGITS) -> str:
+    """A number for a table: ``digits`` significant digits, ``-`` for ``None``."""
+    if value is None:
+        return MISSING
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return f"{value:.{digits}g}"
+
+    return str(value)
+
+
+def count(value: int) -> str:
+    """An integer with thousands separators: ``124,439,808``."""
+    return f"{value:,}"
+
+
+def shape(sizes: Sequence[int]) -> str:
+    """A tensor shape as ``256x784``; ``()`` for a scalar."""
+    return "x".join(str(size) for size in sizes) or "()"
+
+
+def dims(sizes: dict[str, Any]) -> str:
+    """Dims as ``d_model=768, n_layer=12``."""
+    return ", ".join(f"{name}={size}" for name, size in sizes.items())
+
+
+def scheme(value: Any) -> str:
+    """A resolved scheme as ``kaiming_normal (mode=fan_in, nonlinearity=layer)``.
+
+    Options that are ``None`` (not set) are left out.
+    """
+    if not isinstance(value, dict):
+        return str(value)
+
+    options = ", ".join(
+        f"{key}={option}"
+        for key, option in value.items()
+        if key != "name" and option is not None
+    )
+    name = str(value.get("name", "?"))
+
+    return f"{name} ({options})" if options else name
+
+
+def answer(
+    chosen: str,
+    raw: Any,
+    show: Callable[[Output, Any], None],
+    write_csv: Callable[[Output, Any], None] | None,
+    result: Any,
+) -> None:
+    """The answer in the format chosen: a table (``show``), the raw JSON, or CSV
+    (``write_csv``, else the table)."""
+    out = Output()
+    if chosen == "json":
+        out.json(raw)
+    elif chosen == "csv" and write_csv is not None:
+        write_csv(out, result)
+    else:
+        show(out, result)
