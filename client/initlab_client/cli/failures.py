@@ -110,9 +110,13 @@ def failure(error: Exception, base_url: str | None) -> Failure:
 def _problem(error: APIError) -> Failure:
     """The problem details of an error answer: title, detail, fields, request id."""
     lines = [f"initlab: {error.status} {error.title}"]
-    if error.detail:
+    fields = [f"{field.pointer or '/'}: {field.message}" for field in error.errors]
+    # The service's detail restates a lone field error; print it once.
+    if error.detail and [error.detail.rstrip(".")] != [
+        field.rstrip(".") for field in fields
+    ]:
         lines.append(f"  {error.detail}")
-    lines.extend(f"  {field.pointer or '/'}: {field.message}" for field in error.errors)
+    lines.extend(f"  {field}" for field in fields)
     if error.status == 401:
         lines.append(f"  give the service's API key with --api-key or {API_KEY_ENV}")
     if error.request_id:
