@@ -110,8 +110,8 @@ def installed(venv: Path) -> set[str]:
     return {entry["name"].lower() for entry in json.loads(listing.stdout)}
 
 
-@pytest.fixture(scope="module")
-def venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def new_venv_with(tmp_path_factory: pytest.TempPathFactory, requirement: str) -> Path:
+    """A new virtualenv with ``requirement`` (``client``, ``client[cli]``) in it."""
     assert WHEELHOUSE.is_dir(), (
         f"{WHEELHOUSE} is missing: `make test` downloads it when it sets up the"
         " venv (requirements/client-wheels.txt)"
@@ -129,9 +129,14 @@ def venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
         "--no-index",
         "--find-links",
         WHEELHOUSE,
-        REPO_ROOT / "client",
+        f"{REPO_ROOT}/{requirement}",
     )
     return venv
+
+
+@pytest.fixture(scope="module")
+def venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return new_venv_with(tmp_path_factory, "client")
 
 
 def test_pip_install_client_brings_requests_and_nothing_of_the_service(
@@ -198,3 +203,29 @@ def test_every_method_works_from_the_fresh_install(
         }
     for method, answer in expected.items():
         assert answers[method] == answer, method
+
+
+def test_the_cli_extra_installs_a_working_initlab_command(
+    tmp_path_factory: pytest.TempPathFactory, live_server_url: str
+) -> None:
+    venv = new_venv_with(tmp_path_factory, "client[cli]")
+    distributions = installed(venv) - VENV_SEED
+    assert distributions == CLIENT_DISTRIBUTIONS | {
+        "click",
+        "rich",
+        "markdown-it-py",
+        "mdurl",
+        "pygments",
+    }
+
+    command = [venv / "bin" / "initlab", "--url", live_server_url, "recommend"]
+    table = run(*command, MLP_SPEC, "--scheme", "kaiming_normal", cwd=venv)
+    as_json = run(*command, MLP_SPEC, "--scheme", "kaiming_normal", "--json", cwd=venv)
+
+    lines = table.stdout.splitlines()
+    fc1 = next(line.split() for line in lines if line.startswith("fc1.weight"))
+    assert fc1[:4] == ["fc1.weight", "256x784", "normal", f"{(2 / 784) ** 0.5:.6g}"]
+    spec = load_spec(MLP_SPEC)
+    with Client(live_server_url) as client:
+        expected = client.recommend(spec, scheme="kaiming_normal").raw
+    assert json.loads(as_json.stdout) == expected
