@@ -95,8 +95,11 @@ class APIError(InitlabError):
         text = f"{self.status} {self.title}"
         if self.detail:
             text += f": {self.detail}"
-        if self.errors:
-            text += " (" + "; ".join(str(error) for error in self.errors) + ")"
+        # A detail that already quotes a field error (the service's does when
+        # one field is at fault) is not followed by it again.
+        fields = [str(error) for error in self.errors if str(error) not in text]
+        if fields:
+            text += " (" + "; ".join(fields) + ")"
         if self.instance:
             text += f" [request {self.instance}]"
 

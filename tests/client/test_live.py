@@ -108,6 +108,24 @@ def test_a_bad_size_raises_validation_error_pointing_at_it(client: Client) -> No
     assert error.type.startswith("https://initlab.dev/problems/")
 
 
+def test_the_message_of_a_422_names_the_field_and_the_fix(client: Client) -> None:
+    spec = {
+        "dims": {"d_model": 64},
+        "layers": [{"kind": "linear", "in": "d_modle", "out": 4}],
+    }
+
+    with pytest.raises(ValidationError) as caught:
+        client.recommend(spec)
+
+    message = str(caught.value)
+    assert message.startswith("422 ")
+    assert '/spec/layers/0/in: unknown dim "d_modle"' in message
+    assert 'did you mean "d_model"?' in message
+    # Said once: the detail quotes the only field error, which is not repeated.
+    assert message.count("unknown dim") == 1
+    assert message.endswith(f"[request {caught.value.request_id}]")
+
+
 def test_a_body_over_the_limit_raises_payload_too_large(client: Client) -> None:
     spec = {
         "dims": {},
