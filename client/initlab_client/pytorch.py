@@ -52,9 +52,20 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Union
 
-import torch
-import torch.nn.functional as F
-from torch import nn
+try:
+    import torch
+    import torch.nn.functional as F
+    from torch import nn
+except ModuleNotFoundError as error:
+    if error.name != "torch":
+        raise
+    raise ModuleNotFoundError(
+        "initlab_client.pytorch needs PyTorch 2.1 or newer, which is not installed;"
+        " pip install 'initlab-client[torch]', or first install PyTorch the way"
+        " https://pytorch.org/get-started/locally/ says for your platform (a CPU"
+        " build is enough)",
+        name="torch",
+    ) from error
 
 from .models import ParameterRecommendation, Recommendations
 from .mup import MupParamGroup, MupRow, MupTarget
@@ -179,25 +190,36 @@ def spec_from_module(
     ``n_<path>`` for the copies of a repeated block (``n_h`` for ``h.0``,
     ``h.1``, ...); head counts, kernel sizes and groups (but a depthwise conv's
     groups, which are its width) are integers. ``dims`` names sizes yourself,
-    ``{"d_model": 768, "d_ff": 3072}``: every width and table size equal to a
-    named size takes its name, so that a µP target can write
-    ``{"d_model": 1536, "d_ff": 6144}``. Widths that only happen to be equal
-    share a dim: give the base model distinct sizes where they must scale
-    apart. ``activations`` maps globs over module names (``fnmatch``, ``*``
-    crosses dots) to activation names or ``{"name": ..., <option>: value}``
-    and overrides what is inferred (where two globs match, the later wins).
-    ``skip`` lists globs over module or parameter names to leave out (a class
-    token, a module type the spec cannot describe); their parameters are in
-    ``skipped``, and initializing them is yours.
+    ``{"d_model": 768, "d_ff": 3072, "n_layer": 12}``: every width, table size
+    and repeat count equal to a named size takes its name, so that a µP target
+    can write ``{"d_model": 1536, "d_ff": 6144, "n_layer": 24}``. Widths that
+    only happen to be equal share a dim: give the base model distinct sizes
+    where they must scale apart. A value that is both a repeat count and a
+    width or table size is named apart, µP scaling depth and width
+    differently: a name starting with ``n_`` goes to the repeat counts, any
+    other to the widths and table sizes (a note says which). ``activations``
+    maps globs over module names (``fnmatch``, ``*`` crosses dots) to
+    activation names or ``{"name": ..., <option>: value}`` and overrides what
+    is inferred (where two globs match, the later wins). ``skip`` lists globs
+    over module or parameter names to leave out (a class token, a module type
+    the spec cannot describe); their parameters are in ``skipped``, and
+    initializing them is yours.
 
     A tensor reached twice (GPT-2's ``lm_head.weight`` is ``wte.weight``) is
     written once, the second layer ``tied_to`` the first, so the service's
     ``parameter_count`` is ``sum(p.numel() for p in module.parameters())``
-    less what was skipped. Raises ``TypeError`` for a module with parameters
-    that no supported type holds (naming it, its type, :data:`SUPPORTED` and
-    the fix) and ``ValueError`` for a supported module configured beyond the
-    spec language (a ``LayerNorm`` over two dims, attention with
-    ``add_bias_kv``), a bad ``dims`` entry or a glob that matches nothing.
+    less what was skipped. A linear, convolution, embedding or norm module
+    registered under two names (``model.b = model.a``) is written twice, the
+    second ``tied_to`` the first and without a bias of its own (the spec ties
+    weights only; a note says so); any other module registered twice is
+    refused, unless ``skip`` names its second name. A norm without
+    parameters (``elementwise_affine=False``, ``affine=False``) is left out,
+    the spec's norm layers having a weight, and named in a note. Raises
+    ``TypeError`` for a module with parameters that no supported type holds
+    (naming it, its type, :data:`SUPPORTED` and the fix) and ``ValueError``
+    for a supported module configured beyond the spec language (a
+    ``LayerNorm`` over two dims, attention with ``add_bias_kv``), a bad
+    ``dims`` entry or a glob that matches nothing.
     """
     if not isinstance(module, nn.Module):
         raise TypeError(
@@ -213,7 +235,7 @@ def spec_from_module(
         )
 
     builder.check_complete(module)
-    spec = Spec({"dims": builder.dims.used, "layers": items})
+    spec = Spec({"dims": builder.dims.used, "layers": builder.dims.named(items)})
     return ModuleSpec(
         spec=spec,
         parameter_names=types.MappingProxyType(dict(builder.names)),
@@ -223,14 +245,36 @@ def spec_from_module(
     )
 
 
+@dataclass(frozen=True)
+class _Size:
+    """A size met in the walk, named when the walk is over (:meth:`_Dims.resolve`).
+
+    ``role`` is ``width`` (features or channels), ``rows`` (an embedding's row
+    count) or ``count`` (a repeat group's copies); ``default`` the name it
+    takes unless the caller names its size (``None``: write the number).
+    """
+
+    size: int
+    role: str
+    default: str | None
+
+
 class _Dims:
-    """Names the sizes of a spec: the caller's names first, else by value."""
+    """Names the sizes of a spec: the caller's names first, else by value.
+
+    The walk writes a :class:`_Size` wherever a size goes; :meth:`resolve`
+    names them all at once, so that a caller's name can go to the role its
+    size has in the whole module.
+    """
 
     def __init__(self, named: Mapping[str, int] | None) -> None:
         self.by_size: dict[int, str] = {}
         self.reserved: dict[str, int] = {}
+        self.met: dict[_Size, None] = {}
+        self.names: dict[_Size, str | int] = {}
         self.used: dict[str, int] = {}
         self.roles: dict[str, set[str]] = {}
+        self.split: dict[str, tuple[str, list[str | int]]] = {}
         for name, size in (named or {}).items():
             if not isinstance(name, str) or not _DIM_NAME.match(name):
                 raise ValueError(
@@ -252,35 +296,70 @@ class _Dims:
             self.by_size[size] = name
             self.reserved[name] = size
 
-    def width(self, size: int) -> str | int:
+    def width(self, size: int) -> _Size:
         """A features or channels size: the caller's name, else ``d_<size>``."""
-        return self.name(size, f"d_{size}", "width")
+        return self.meet(_Size(size, "width", f"d_{size}"))
 
-    def rows(self, size: int) -> str | int:
+    def rows(self, size: int) -> _Size:
         """An embedding's row count: the caller's name, else ``vocab_<size>``."""
-        return self.name(size, f"vocab_{size}", "rows")
+        return self.meet(_Size(size, "rows", f"vocab_{size}"))
 
-    def name(self, size: int, default: str, role: str) -> str | int:
-        name = self.by_size.get(size, default)
-        if self.reserved.get(name, size) != size or self.used.get(name, size) != size:
-            # A default name the caller gave to another size: write the number.
-            return size
-
-        self.used[name] = size
-        self.roles.setdefault(name, set()).add(role)
-        return name
-
-    def count(self, path: tuple[str, ...], size: int) -> str | int:
-        """A repeat count: ``n_`` and the path without its indices."""
+    def count(self, path: tuple[str, ...], size: int) -> _Size:
+        """A repeat count: the caller's name, else ``n_`` and the path's words."""
         words = [segment for segment in path if not segment.isdigit()]
         name = re.sub(r"\W", "_", "n_" + "_".join(words or ["copies"]))
-        if not _DIM_NAME.match(name) or name in self.reserved:
-            return size
-        if self.used.get(name, size) != size:
-            return size
+        return self.meet(_Size(size, "count", name if _DIM_NAME.match(name) else None))
 
-        self.used[name] = size
-        return name
+    def meet(self, size: _Size) -> _Size:
+        self.met.setdefault(size, None)
+        return size
+
+    def resolve(self) -> None:
+        """Name every size met, in the order met.
+
+        A caller's name goes to every size of its value, but for a value that
+        is both a repeat count and a width or table size, which µP scales
+        apart (depth and width): then a name starting with ``n_`` (as
+        ``n_layer``) goes to the repeat counts and any other to the widths and
+        table sizes, the rest taking their own names.
+        """
+        roles_of: dict[int, set[str]] = {}
+        for met in self.met:
+            roles_of.setdefault(met.size, set()).add(met.role)
+
+        for met in self.met:
+            caller = self.by_size.get(met.size)
+            roles = roles_of[met.size]
+            both = "count" in roles and len(roles) > 1
+            if caller is not None and (
+                not both or (met.role == "count") == caller.startswith("n_")
+            ):
+                name: str | int = caller
+            else:
+                name = met.default if met.default is not None else met.size
+                if name in self.reserved or self.used.get(name, met.size) != met.size:
+                    # The caller's name, or another size's: write the number.
+                    name = met.size
+            self.names[met] = name
+            if caller is not None and both and name != caller:
+                self.split.setdefault(caller, (met.role, []))[1].append(name)
+            if isinstance(name, str):
+                self.used[name] = met.size
+                self.roles.setdefault(name, set()).add(met.role)
+
+    def named(self, value: Any) -> Any:
+        """``value`` (a spec item, list or size) with every size named."""
+        if isinstance(value, _Size):
+            return self.names[value]
+        if isinstance(value, dict):
+            return {key: self.named(item) for key, item in value.items()}
+        if isinstance(value, list):
+            return [self.named(item) for item in value]
+        return value
+
+    def sizes(self) -> list[int]:
+        """Every width, table size and repeat count of the module, ascending."""
+        return sorted({met.size for met in self.met})
 
     def unused(self) -> list[str]:
         return [name for name in self.reserved if name not in self.used]
@@ -317,6 +396,10 @@ class _Builder:
         self.owners: dict[int, tuple[str, str]] = {}
         self.notes: dict[str, None] = {}
         self.residual_blocks: dict[str, int] = {}
+        # Every module walked, by id: the name it was first met under.
+        self.walked: dict[int, str] = {}
+        self.reused: dict[tuple[str, ...], str] = {}
+        self.free_norms: list[tuple[tuple[str, ...], str]] = []
 
     def note(self, text: str) -> None:
         self.notes.setdefault(text, None)
@@ -326,10 +409,22 @@ class _Builder:
     def walk(self, module: nn.Module, path: tuple[str, ...]) -> list[dict]:
         """The spec items of ``module`` at ``path`` (0 or 1 item, or the root's)."""
         name = ".".join(path)
+        has_parameters = any(True for _ in module.parameters())
+        first = self.walked.setdefault(id(module), name)
+        if first != name and has_parameters:
+            self.reused[path] = first
         if path and self.skipped_by(name):
+            if path in self.reused:
+                self.note(
+                    f"{name} is the module {first} registered again: skip= leaves out"
+                    f" the name {name}, and its tensors are {first}'s."
+                )
+                return []
             self.skip_all(module, path)
             return []
-        if not any(True for _ in module.parameters()):
+        if not has_parameters:
+            if _is_norm(module):
+                self.free_norms.append((path, type(module).__name__))
             return []
         if path and not _NAME.match(path[-1]):
             raise ValueError(
@@ -514,42 +609,79 @@ class _Builder:
         """
         module_name = _join(path, attribute)
         if id(parameter) in self.skipped_ids:
+            reused = self.reuse_of(path)
+            if reused is not None:
+                name, first = reused
+                raise ValueError(
+                    f"{name} is the module {first} registered again, and skip= leaves"
+                    f" {first} out; pass skip=[{name!r}] too, or skip neither"
+                )
             raise ValueError(
                 f"{module_name} is a tensor that skip= leaves out elsewhere; skip"
                 " both or neither"
             )
         owner = self.owners.get(id(parameter))
         if owner is not None and not tied and rows is None:
-            raise ValueError(
-                f"{module_name} is the same tensor as {owner[1]}; the spec shares a"
-                " layer's weight with another layer's (tied_to), nothing else;"
-                " untie them, or pass skip= for one of the two"
-            )
+            raise self.shared_error(module_name, owner[1], path)
 
         self.names[spec_name] = module_name
         if rows is not None:
             self.slices[spec_name] = rows
         self.owners.setdefault(id(parameter), (spec_name, module_name))
 
-    def tie(self, item: dict, parameter: nn.Parameter, path: tuple[str, ...]) -> bool:
-        """Write ``tied_to`` if this layer's weight was written before; say if so."""
+    def reuse_of(self, path: tuple[str, ...]) -> tuple[str, str] | None:
+        """(name, first name) of the outermost module at ``path`` met twice."""
+        for length in range(1, len(path) + 1):
+            first = self.reused.get(path[:length])
+            if first is not None:
+                return ".".join(path[:length]), first
+        return None
+
+    def shared_error(
+        self, module_name: str, owner_name: str, path: tuple[str, ...]
+    ) -> ValueError:
+        """Why a tensor reached twice cannot be written, and the way out."""
+        reused = self.reuse_of(path)
+        if reused is None:
+            return ValueError(
+                f"{module_name} is the same tensor as {owner_name}; the spec shares"
+                " a layer's weight with another layer's (tied_to), and a bias only"
+                " together with its weight, nothing else; untie them, or pass skip="
+                " for one of the two"
+            )
+        name, first = reused
+        return ValueError(
+            f"{name} is the module {first} registered again ({module_name} is"
+            f" {owner_name}); a module reused under two names is supported for a"
+            " linear, convolution, embedding or norm layer (written with tied_to),"
+            f" not here; pass skip=[{name!r}] to leave out the second name: its"
+            f" tensors are {first}'s, already written"
+        )
+
+    def tie(
+        self,
+        item: dict,
+        parameter: nn.Parameter,
+        path: tuple[str, ...],
+        quiet: bool = False,
+    ) -> bool:
+        """Write ``tied_to`` if this layer's weight was written before; say if so.
+
+        ``quiet`` leaves the note to the caller.
+        """
         owner = self.owners.get(id(parameter))
         if owner is None:
             return False
 
         spec_name, module_name = owner
         if not spec_name.endswith(".weight") or spec_name in self.slices:
-            raise ValueError(
-                f"{_join(path, 'weight')} is the same tensor as {module_name}; the"
-                " spec shares a layer's weight with another layer's weight"
-                " (tied_to), nothing else; untie them, or pass skip= for one of the"
-                " two"
-            )
+            raise self.shared_error(_join(path, "weight"), module_name, path)
         item["tied_to"] = spec_name[: -len(".weight")]
-        self.note(
-            f"{_join(path, 'weight')} is {module_name}: written with tied_to and"
-            " counted once."
-        )
+        if not quiet:
+            self.note(
+                f"{_join(path, 'weight')} is {module_name}: written with tied_to and"
+                " counted once."
+            )
         return True
 
     def with_activation(self, item: dict, path: tuple[str, ...]) -> dict:
@@ -586,10 +718,29 @@ class _Builder:
     ) -> None:
         """Bind a layer's weight and bias, tying the weight if it is shared."""
         prefix = self.spec_prefix(path, item["kind"])
-        tied = self.tie(item, module.weight, path)
-        self.bind(f"{prefix}.weight", path, "weight", module.weight, tied=tied)
         bias = getattr(module, "bias", None)
-        if bias is not None:
+        bias_owner = None if bias is None else self.owners.get(id(bias))
+        shares_bias = (
+            bias_owner is not None
+            and bias_owner[0].endswith(".bias")
+            and bias_owner[0] not in self.slices
+            and id(module.weight) in self.owners
+        )
+        tied = self.tie(item, module.weight, path, quiet=shares_bias)
+        self.bind(f"{prefix}.weight", path, "weight", module.weight, tied=tied)
+        if shares_bias:
+            # The spec ties weights only: the layer is written without a bias
+            # of its own, and the shared tensor is counted and drawn once.
+            item["bias"] = False
+            weight_owner = self.owners[id(module.weight)][1]
+            self.note(
+                f"{_join(path, 'weight')} and {_join(path, 'bias')} are"
+                f" {weight_owner} and {bias_owner[1]}: written with tied_to and bias"
+                " false, so each tensor is counted and drawn once; /v1/statistics"
+                f" models {_where(path)} without a bias, exact when the bias is"
+                " drawn zero."
+            )
+        elif bias is not None:
             self.bind(f"{prefix}.bias", path, "bias", bias)
 
     def conv(self, module: nn.modules.conv._ConvNd, path: tuple[str, ...]) -> dict:
@@ -1069,11 +1220,13 @@ class _Builder:
                 " activations= take globs over module names such as 'h.*.mlp.c_fc');"
                 " correct the glob or drop it"
             )
+        self.dims.resolve()
         missing = self.dims.unused()
         if missing:
             raise ValueError(
                 f"dims[{missing[0]!r}] = {self.dims.reserved[missing[0]]} names no size"
-                f" of the module; its sizes are {sorted(set(self.dims.used.values()))};"
+                " of the module; its widths, table sizes and repeat counts are"
+                f" {self.dims.sizes()} (head counts and kernel sizes stay integers);"
                 " correct the size or drop the name"
             )
 
@@ -1082,6 +1235,20 @@ class _Builder:
                 self.note(
                     f"{name} ({self.dims.used[name]}) is both a width and an"
                     " embedding's row count: a target that changes it changes both."
+                )
+        for name, (role, others) in self.dims.split.items():
+            apart = ", ".join(dict.fromkeys(str(other) for other in others))
+            if role == "count":
+                self.note(
+                    f"{name} ({self.dims.reserved[name]}) names the widths and table"
+                    f" sizes of that size, not the repeat counts, which are {apart}:"
+                    " a name starting with n_ names a repeat count."
+                )
+            else:
+                self.note(
+                    f"{name} ({self.dims.reserved[name]}) names the repeat counts of"
+                    f" that size, not the widths and table sizes, which are {apart}:"
+                    " µP scales a depth and a width apart."
                 )
         if self.residual_blocks:
             found = "; ".join(
@@ -1099,6 +1266,31 @@ class _Builder:
                 f"Left out by skip=: {', '.join(self.skipped)}; initialise them"
                 " yourself."
             )
+        if self.free_norms:
+            self.note(
+                f"Left out as they have no parameters: {_norm_list(self.free_norms)};"
+                " the spec's norm layers have a weight, so /v1/statistics models no"
+                " normalization there and its moments after them are those of the"
+                " unnormalized stream."
+            )
+
+
+def _norm_list(norms: Sequence[tuple[tuple[str, ...], str]]) -> str:
+    """The norms at ``norms``' paths in words, their copies in a list of blocks
+    as one glob: ``h.*.ln_1 (LayerNorm, 12 modules)``."""
+    groups: dict[tuple[str, str], list[str]] = {}
+    for path, kind in norms:
+        glob = ".".join(
+            "*" if part.isdigit() and index < len(path) - 1 else part
+            for index, part in enumerate(path)
+        )
+        groups.setdefault((glob, kind), []).append(_where(path))
+    return ", ".join(
+        f"{names[0]} ({kind})"
+        if len(names) == 1
+        else f"{glob} ({kind}, {len(names)} modules)"
+        for (glob, kind), names in groups.items()
+    )
 
 
 def _join(path: tuple[str, ...], attribute: str) -> str:
@@ -1197,10 +1389,15 @@ def _norm_of(module: nn.Module, path: tuple[str, ...]) -> tuple[str, int] | None
 def _is_transparent(module: nn.Module) -> bool:
     """A module between a layer and its activation that leaves the pairing alone:
     a norm, a dropout or ``nn.Identity``."""
+    kinds = (nn.Identity, nn.modules.dropout._DropoutNd)
+    return isinstance(module, kinds) or _is_norm(module)
+
+
+def _is_norm(module: nn.Module) -> bool:
+    """A norm module: layer, RMS, batch, group or instance norm, with or without
+    parameters (Hugging Face's RMS norms known by their class name)."""
     rms_norm = getattr(nn, "RMSNorm", None)
     kinds = (
-        nn.Identity,
-        nn.modules.dropout._DropoutNd,
         nn.LayerNorm,
         nn.GroupNorm,
         nn.modules.batchnorm._BatchNorm,
@@ -1736,7 +1933,11 @@ def _standard_truncated_moments(alpha: float, beta: float) -> tuple[float, float
 
 
 def mup_param_groups(
-    target: MupTarget, module: nn.Module, *, names: Names = None
+    target: MupTarget,
+    module: nn.Module,
+    *,
+    names: Names = None,
+    strict: bool = True,
 ) -> list[dict[str, Any]]:
     """``torch.optim`` parameter groups for ``module`` from one µP target.
 
@@ -1745,11 +1946,15 @@ def mup_param_groups(
     when the table gives one, so ``torch.optim.AdamW(groups)`` trains every
     tensor at its row's learning rate. ``names`` works as in
     :func:`apply_recommendation`. Checked before returning, each a
-    ``ValueError`` naming the tensor: every row's ``lr`` and
-    ``weight_decay`` equal its group's; every module parameter (but those
-    ``skip`` left out, which are yours to add) in exactly one group; a tied
-    row the same tensor as its owner; spec tensors stored in one module tensor
-    (an ``nn.MultiheadAttention``'s ``in_proj_bias``) in one group.
+    ``ValueError`` naming the tensor: every row names a module parameter of
+    its shape and its ``lr`` and ``weight_decay`` equal its group's; a tied
+    row is the same tensor as its owner; spec tensors stored in one module
+    tensor (an ``nn.MultiheadAttention``'s ``in_proj_bias``) are in one
+    group; and every module parameter is in exactly one group. A parameter
+    the table has no row for (one that ``skip`` left out of the spec, or a
+    module the spec does not describe) would not be trained: with
+    ``strict=False`` the groups of the table's rows are returned, and the
+    group for the rest is yours to add.
     """
     if not isinstance(target, MupTarget):
         raise TypeError(
@@ -1809,8 +2014,41 @@ def mup_param_groups(
         raise ValueError(
             f"{unplaced[0]} is in no param group of the table; is the answer complete?"
         )
-    _check_covered(module, found, resolved, _MUP_GROUPS)
+    if strict:
+        _check_grouped(module, placed, resolved)
     return groups
+
+
+def _check_grouped(
+    module: nn.Module, placed: Mapping[int, tuple[int, str]], names: _Names
+) -> None:
+    """Every parameter of ``module`` in a group, else a ValueError naming them."""
+    left = [
+        name
+        for name, parameter in module.named_parameters()
+        if id(parameter) not in placed
+    ]
+    if not left:
+        return
+
+    listed = ", ".join(left[:8]) + (
+        f" and {len(left) - 8} more" if len(left) > 8 else ""
+    )
+    skipped = [name for name in left if name in names.skipped]
+    why = (
+        f"{'all' if len(skipped) == len(left) else len(skipped)} left out of the"
+        " spec by skip="
+        if skipped
+        else "the table has no row for them"
+    )
+    raise ValueError(
+        f"{len(left)} of the module's {sum(1 for _ in module.parameters())}"
+        f" parameters would be in no group, so the optimizer would not train"
+        f" them: {listed} ({why}); give them a group of your own and pass"
+        " strict=False, which returns the groups of the table's rows only:"
+        " groups = mup_param_groups(target, module, names=..., strict=False) +"
+        " [{'params': [...], 'lr': ...}]"
+    )
 
 
 def _check_group(row: MupRow, group: MupParamGroup, index: int) -> None:

@@ -13,6 +13,8 @@ closed forms (He et al. 2015; Saxe et al. 2014; Tensor Programs V).
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
 from collections.abc import Iterator
 
 import pytest
@@ -94,13 +96,17 @@ class Block(nn.Module):
 
 class GPT(nn.Module):
     def __init__(
-        self, d_model: int = D_MODEL, d_ff: int = D_FF, conv1d: bool = False
+        self,
+        d_model: int = D_MODEL,
+        d_ff: int = D_FF,
+        conv1d: bool = False,
+        layers: int = LAYERS,
     ) -> None:
         super().__init__()
         self.wte = nn.Embedding(VOCAB, d_model)
         self.wpe = nn.Embedding(POSITIONS, d_model)
         self.h = nn.ModuleList(
-            Block(d_model, d_ff, HEADS, conv1d) for _ in range(LAYERS)
+            Block(d_model, d_ff, HEADS, conv1d) for _ in range(layers)
         )
         self.ln_f = nn.LayerNorm(d_model)
         self.lm_head = nn.Linear(d_model, VOCAB, bias=False)
@@ -801,3 +807,230 @@ def test_module_spec_is_read_only() -> None:
     }
     with pytest.raises(TypeError):
         module_spec.parameter_names["linear.weight"] = "x"
+
+
+# --- parameters outside the table ---------------------------------------------------
+
+
+def test_mup_groups_refuse_parameters_the_table_leaves_out(client: Client) -> None:
+    def model(width: int) -> nn.Sequential:
+        return nn.Sequential(
+            nn.Linear(4, width), nn.ReLU(), nn.Linear(width, width), nn.LSTM(width, 3)
+        )
+
+    base = spec_from_module(model(16), dims={"d": 16}, skip=["3"])
+    table = client.mup_table(base.spec, targets=[{"d": 32}], lr=LR)
+    wide = model(32)
+    wide_spec = spec_from_module(wide, dims={"d": 32}, skip=["3"])
+    lstm = [f"3.{name}" for name, _ in wide[3].named_parameters()]
+    assert len(lstm) == 4 and len(list(wide.parameters())) == 8
+
+    with pytest.raises(ValueError) as caught:
+        mup_param_groups(table.targets[0], wide, names=wide_spec)
+
+    message = str(caught.value)
+    assert "4 of the module's 8 parameters would be in no group" in message
+    assert f"{', '.join(lstm)} (all left out of the spec by skip=)" in message
+    assert "give them a group of your own and pass strict=False" in message
+    # Without the ModuleSpec's skip list the reason is the table's.
+    with pytest.raises(ValueError, match=r"\(the table has no row for them\)"):
+        mup_param_groups(table.targets[0], wide, names=dict(wide_spec.parameter_names))
+
+    groups = mup_param_groups(table.targets[0], wide, names=wide_spec, strict=False)
+
+    placed = [tensor for group in groups for tensor in group["params"]]
+    covered = [*wide[0].parameters(), *wide[2].parameters()]
+    assert sorted(map(id, placed)) == sorted(map(id, covered))
+    groups.append({"params": list(wide[3].parameters()), "lr": LR})
+    optimizer = torch.optim.AdamW(groups)
+    trained = [id(p) for group in optimizer.param_groups for p in group["params"]]
+    assert sorted(trained) == sorted(id(p) for p in wide.parameters())
+
+
+# --- repeat counts named by dims ------------------------------------------------------
+
+
+def test_dims_name_the_repeat_count_and_a_depth_target(client: Client) -> None:
+    named = {"d_model": D_MODEL, "d_ff": D_FF, "n_layer": LAYERS}
+    base = spec_from_module(GPT(), dims=named)
+
+    assert item(base.spec, "h")["count"] == "n_layer"
+    assert base.spec["dims"] == {
+        "vocab_100": VOCAB,
+        "d_model": D_MODEL,
+        "vocab_16": POSITIONS,
+        "d_ff": D_FF,
+        "n_layer": LAYERS,
+        "d_100": VOCAB,  # lm_head's out, the vocabulary as a width
+    }
+    # The name spec_from_module would write itself may be given too.
+    assert item(spec_from_module(GPT(), dims={"n_h": 2}).spec, "h")["count"] == "n_h"
+    with pytest.raises(ValueError) as caught:
+        spec_from_module(GPT(), dims={"n_layer": 3})
+    message = str(caught.value)
+    assert "dims['n_layer'] = 3 names no size of the module" in message
+    # Widths 32 and 128, tables of 100 and 16 rows, 2 blocks: no 3.
+    assert "repeat counts are [2, 16, 32, 100, 128]" in message
+
+    table = client.mup_table(
+        base.spec,
+        targets=[{"d_model": 2 * D_MODEL, "d_ff": 2 * D_FF, "n_layer": 2 * LAYERS}],
+        lr=LR,
+        weight_decay=WEIGHT_DECAY,
+        depth="completep",
+    )
+    target = table.targets[0]
+    deep = GPT(2 * D_MODEL, 2 * D_FF, layers=2 * LAYERS)
+    names = spec_from_module(deep)
+    groups = mup_param_groups(target, deep, names=names)
+    apply_mup_init(deep, target, names=names, seed=1)
+
+    placed = [id(tensor) for group in groups for tensor in group["params"]]
+    assert sorted(placed) == sorted(id(p) for p in deep.parameters())
+    assert target.dims["n_layer"] == 2 * LAYERS
+    # CompleteP (Dey et al. 2025, Table 1), α = 1, m_N = m_L = 2: branches
+    # multiplied by m_L^-α; a hidden weight in a block at Adam LR
+    # η·m_N⁻¹·m_L^(α−1) = η/2; Adam's ε·m_N⁻¹·m_L^-α = ε/4 (ε = 1e-8).
+    assert mup_multipliers(target).residual_multiplier == pytest.approx(0.5)
+    hidden = deep.get_parameter(names.module_name("h.3.mlp.c_fc.weight"))
+    group = next(g for g in groups if any(t is hidden for t in g["params"]))
+    assert group["lr"] == pytest.approx(LR / 2)
+    assert group["eps"] == pytest.approx(1e-8 / 4)
+
+
+def test_a_size_both_a_count_and_a_width(client: Client) -> None:
+    def model() -> nn.Sequential:
+        blocks = (nn.Sequential(nn.Linear(2, 2)) for _ in range(2))
+        return nn.Sequential(nn.Linear(8, 2), nn.Sequential(*blocks))
+
+    depth = spec_from_module(model(), dims={"n_layer": 2})
+    width = spec_from_module(model(), dims={"w": 2})
+
+    # A name starting with n_ goes to the repeat count, any other to the widths.
+    assert item(depth.spec, "1")["count"] == "n_layer"
+    assert item(depth.spec, "0")["out"] == "d_2"
+    assert any("n_layer (2) names the repeat counts" in n for n in depth.notes)
+    assert item(width.spec, "1")["count"] == "n_copies"
+    assert item(width.spec, "0")["out"] == "w"
+    assert any("w (2) names the widths" in n for n in width.notes)
+    table = client.mup_table(depth.spec, targets=[{"d_2": 4}], lr=LR)
+    # Linear(8, 4) then two Linear(4, 4): 36 + 2 · 20.
+    assert table.targets[0].parameter_count == 36 + 2 * 20
+
+
+# --- norms without parameters ---------------------------------------------------------
+
+
+def test_norms_without_parameters_are_noted(client: Client) -> None:
+    model = nn.Sequential(
+        nn.Linear(16, 16),
+        nn.LayerNorm(16, elementwise_affine=False),
+        nn.ReLU(),
+        nn.Conv2d(16, 16, 3),
+        nn.BatchNorm2d(16, affine=False),
+    )
+    blocks = nn.Module()
+    blocks.h = nn.ModuleList(
+        nn.Sequential(nn.Linear(4, 4), nn.InstanceNorm1d(4)) for _ in range(3)
+    )
+
+    module_spec = spec_from_module(model)
+    answer = client.recommend(module_spec.spec)
+
+    assert [layer["kind"] for layer in module_spec.spec["layers"]] == [
+        "linear",
+        "conv2d",
+    ]
+    # Through the parameter-free norm, the ReLU is still the linear's.
+    assert item(module_spec.spec, "0")["activation"] == "relu"
+    assert answer.parameter_count == sum(p.numel() for p in model.parameters())
+    note = next(n for n in module_spec.notes if "no parameters" in n)
+    assert "1 (LayerNorm), 4 (BatchNorm2d)" in note
+    assert "/v1/statistics models no normalization there" in note
+    repeated = spec_from_module(blocks).notes
+    assert any("h.*.1 (InstanceNorm1d, 3 modules)" in n for n in repeated)
+
+
+# --- a module registered twice ------------------------------------------------------
+
+
+def test_module_reused_under_two_names(client: Client) -> None:
+    model = nn.Module()
+    model.a = nn.Linear(8, 8)
+    model.norm = nn.LayerNorm(8)
+    model.b = model.a
+    model.norm_again = model.norm
+
+    module_spec = spec_from_module(model)
+    answer = client.recommend(module_spec.spec, scheme="torch_default")
+    apply_recommendation(model, answer, names=module_spec, seed=3)
+
+    second = item(module_spec.spec, "b")
+    assert (second["tied_to"], second["bias"]) == ("a", False)
+    norm = item(module_spec.spec, "norm_again")
+    assert (norm["tied_to"], norm["bias"]) == ("norm", False)
+    # Linear 8·8 + 8 and LayerNorm 8 + 8, each once.
+    assert answer.parameter_count == sum(p.numel() for p in model.parameters()) == 88
+    assert answer.by_name("b.weight").tied_to == "a.weight"
+    assert any(
+        "b.weight and b.bias are a.weight and a.bias" in n for n in module_spec.notes
+    )
+    # PyTorch's default bias: U(±1/√fan_in), drawn once into the shared tensor.
+    bias = model.b.bias.detach()
+    assert float(bias.abs().max()) <= 1 / math.sqrt(8)
+    assert float(bias.abs().max()) > 0
+
+
+def test_module_reused_where_the_spec_cannot_say_it() -> None:
+    model = nn.Module()
+    model.a = nn.MultiheadAttention(8, 2)
+    model.b = model.a
+
+    with pytest.raises(ValueError) as caught:
+        spec_from_module(model)
+
+    message = str(caught.value)
+    assert message.startswith("b is the module a registered again")
+    assert "a module reused under two names is supported for a linear" in message
+    assert "pass skip=['b']" in message
+    left_out = spec_from_module(model, skip=["b"])
+    assert left_out.skipped == ()
+    assert set(left_out.parameter_names.values()) == {
+        name for name, _ in model.named_parameters()
+    }
+    with pytest.raises(ValueError, match=r"skip= leaves a out; pass skip=\['b'\] too"):
+        spec_from_module(model, skip=["a"])
+
+    shared = nn.Module()
+    shared.a = nn.Linear(4, 4)
+    shared.b = nn.Linear(4, 4)
+    shared.b.bias = shared.a.bias
+    with pytest.raises(ValueError, match="b.bias is the same tensor as a.bias"):
+        spec_from_module(shared)
+
+
+# --- without PyTorch ------------------------------------------------------------------
+
+
+def test_import_without_torch_says_how_to_install() -> None:
+    code = (
+        "import sys\n"
+        "sys.modules['torch'] = None  # as if PyTorch were not installed\n"
+        "try:\n"
+        "    import initlab_client.pytorch\n"
+        "except ModuleNotFoundError as error:\n"
+        "    print(error.name)\n"
+        "    print(error)\n"
+    )
+
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+
+    name, message = result.stdout.splitlines()
+    assert name == "torch"
+    assert message.startswith(
+        "initlab_client.pytorch needs PyTorch 2.1 or newer, which is not installed"
+    )
+    assert "pip install 'initlab-client[torch]'" in message
+    assert "https://pytorch.org/get-started/locally/" in message
