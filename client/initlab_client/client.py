@@ -8,6 +8,7 @@ exceptions are translated in exactly one place, :meth:`Client._send`.
 
 from __future__ import annotations
 
+import json
 import math
 import numbers
 import operator
@@ -22,12 +23,14 @@ import requests.adapters
 from urllib3.exceptions import InvalidHeader
 from urllib3.util.retry import Retry
 
+from ._json import NotJSON, json_ready
 from ._version import __version__
 from .checks import CoordCheck, TransferCheck
 from .errors import (
     APIError,
     ConnectionError,
     InitlabError,
+    InvalidRequest,
     InvalidResponse,
     LimitExceeded,
     Timeout,
@@ -119,7 +122,7 @@ class Client:
         backoff: float = DEFAULT_BACKOFF,
     ):
         self.base_url = _checked_base_url(base_url)
-        self.timeout = timeout
+        self.timeout = _checked_timeout(timeout)
         self.retry = retry_policy(retries, backoff)
         self.user_agent = user_agent()
         self._api_key = _checked_api_key(api_key)
@@ -645,6 +648,15 @@ class Client:
             error.response = response
             raise
 
+    def _attempts(self, url: str) -> str:
+        """How many attempts the session's adapter for ``url`` makes, in words."""
+        adapter = self.session.get_adapter(url)
+        retry = getattr(adapter, "max_retries", None)
+        total = getattr(retry, "total", 0)
+        tries = (total if isinstance(total, int) and total > 0 else 0) + 1
+
+        return "1 attempt" if tries == 1 else f"{tries} attempts"
+
     def _send(self, method: str, path: str, **kwargs: Any) -> requests.Response:
         """Send one request; the only place ``requests``' exceptions are translated."""
         url = self.base_url + path
@@ -655,6 +667,9 @@ class Client:
         if self._api_key is not None:
             headers["Authorization"] = f"Bearer {self._api_key.value}"
         timeout = kwargs.pop("timeout", self.timeout)
+        if "json" in kwargs:
+            headers["Content-Type"] = "application/json"
+            kwargs["data"] = _json_bytes(method, url, kwargs.pop("json"))
         try:
             response = self.session.request(
                 method, url, headers=headers, timeout=timeout, **kwargs
@@ -667,7 +682,7 @@ class Client:
         except requests.ConnectionError as error:
             raise ConnectionError(
                 f"{method} {url}: cannot reach the service"
-                f" after {_attempts(self.retry)} ({_reason(error)}); is it running,"
+                f" after {self._attempts(url)} ({_reason(error)}); is it running,"
                 f" and is the base URL right? (argument or {BASE_URL_ENV})"
             ) from error
         except requests.RequestException as error:
@@ -941,11 +956,6 @@ def retry_policy(retries: int, backoff: float) -> Retry:
     )
 
 
-def _attempts(retry: Retry) -> str:
-    tries = (retry.total or 0) + 1
-    return "1 attempt" if tries == 1 else f"{tries} attempts"
-
-
 def _reason(error: requests.ConnectionError) -> str:
     """The innermost cause of a connection failure, without urllib3's wrapping."""
     cause = error.args[0] if error.args else error
@@ -988,6 +998,37 @@ def _checked_api_key(api_key: str | None) -> _Secret | None:
     return _Secret(api_key)
 
 
+def _checked_timeout(timeout: Any) -> Any:
+    """``timeout`` as requests takes it, refused now rather than at the first call.
+
+    Seconds (a positive finite number), a ``(connect, read)`` pair of such
+    numbers or ``None`` each, or ``None`` to wait for ever.
+    """
+    if timeout is None:
+        return None
+
+    parts = timeout if isinstance(timeout, tuple) else (timeout,)
+    if isinstance(timeout, tuple) and len(timeout) != 2:
+        raise ValueError(
+            f"timeout must be seconds or a (connect, read) pair; got {timeout!r}"
+        )
+    for part in parts:
+        if part is None and isinstance(timeout, tuple):
+            continue
+        if isinstance(part, bool) or not isinstance(part, numbers.Real):
+            raise TypeError(
+                "timeout must be seconds (a number) or a (connect, read) pair of"
+                f" them; got {timeout!r}"
+            )
+        if not math.isfinite(part) or part <= 0:
+            raise ValueError(
+                "timeout must be a positive finite number of seconds (None waits"
+                f" for ever); got {timeout!r}"
+            )
+
+    return timeout
+
+
 def _checked_base_url(base_url: str | None) -> str:
     source = "base_url"
     if not base_url:
@@ -1002,6 +1043,22 @@ def _checked_base_url(base_url: str | None) -> str:
         )
 
     return base_url.rstrip("/")
+
+
+def _json_bytes(method: str, url: str, body: Any) -> bytes:
+    """``body`` as the UTF-8 JSON the service reads, or :class:`InvalidRequest`.
+
+    numpy's numbers become plain ones; NaN, infinities and values JSON cannot
+    hold are refused with the pointer of the field, before anything is sent.
+    """
+    try:
+        ready = json_ready(body)
+    except NotJSON as error:
+        raise InvalidRequest(
+            f"{method} {url} not sent: {error}", pointer=error.pointer
+        ) from None
+
+    return json.dumps(ready, ensure_ascii=False, separators=(",", ":")).encode()
 
 
 def _json_body(response: requests.Response) -> Any:

@@ -43,6 +43,18 @@ class InvalidResponse(InitlabError):
         self.response = response
 
 
+class InvalidRequest(InitlabError, ValueError):
+    """The request cannot be sent as given; nothing was sent.
+
+    A value in it has no JSON form (NaN, an infinity, a date, a set);
+    ``pointer`` is the JSON pointer of that value in the request body.
+    """
+
+    def __init__(self, message: str, pointer: str | None = None):
+        super().__init__(message)
+        self.pointer = pointer
+
+
 class SpecFileError(InitlabError, ValueError):
     """A spec file could not be parsed into a JSON object."""
 

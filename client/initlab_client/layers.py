@@ -282,6 +282,11 @@ def _size(value: Any, what: str) -> Size:
     if isinstance(value, str):
         return value
     if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        if value < 1:
+            raise ValueError(
+                f"{what} must be a positive integer or the name of a dim; got"
+                f" {value!r} (sizes start at 1)"
+            )
         return operator.index(value)
 
     raise TypeError(

@@ -11,6 +11,7 @@ every endpoint taking a spec resolves in its place.
 from __future__ import annotations
 
 import json
+import math
 import numbers
 import operator
 import os
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Any, Union
 
 from . import layers as _layers
+from ._json import NotJSON, json_ready
 from .errors import SpecFileError
 
 YAML_SUFFIXES = (".yaml", ".yml")
@@ -138,7 +140,7 @@ def read_config(config: ConfigSource) -> dict[str, Any]:
         )
 
     path = Path(config)
-    data = _parse_json(path.read_text(encoding="utf-8"), path)
+    data = _parse_json(path.read_text(encoding="utf-8-sig"), path)
     if not isinstance(data, dict):
         raise SpecFileError(
             f"{path}: a model config must be a JSON object such as"
@@ -151,12 +153,20 @@ def read_config(config: ConfigSource) -> dict[str, Any]:
 def load_spec(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Read the spec in ``path``: YAML for ``.yaml``/``.yml``, JSON otherwise.
 
-    Raises :class:`~initlab_client.errors.SpecFileError` when the file does
-    not parse or does not hold a JSON object, ``OSError`` when it cannot be
-    read, and ``ImportError`` for a YAML file without PyYAML.
+    The file is read as the service reads a body: strict JSON (no NaN or
+    Infinity, no key twice in one object), UTF-8 with or without a byte-order
+    mark. Raises :class:`~initlab_client.errors.SpecFileError` when the file
+    is empty, does not parse, holds a value JSON cannot (a YAML date) or is
+    not an object; ``OSError`` when it cannot be read, and ``ImportError``
+    for a YAML file without PyYAML.
     """
     path = Path(path)
-    text = path.read_text(encoding="utf-8")
+    text = path.read_text(encoding="utf-8-sig")
+    if not text.strip():
+        raise SpecFileError(
+            f"{path} is empty; a spec is an object with 'dims' and 'layers'"
+            " (see examples/*.spec.json)"
+        )
     if path.suffix.lower() in YAML_SUFFIXES:
         spec = _parse_yaml(text, path)
     else:
@@ -173,12 +183,58 @@ def load_spec(path: str | os.PathLike[str]) -> dict[str, Any]:
 
 def _parse_json(text: str, path: Path) -> Any:
     try:
-        return json.loads(text)
+        return json.loads(
+            text,
+            object_pairs_hook=_object_without_repeats,
+            parse_constant=_no_constant,
+            parse_float=_finite_float,
+        )
     except json.JSONDecodeError as error:
         raise SpecFileError(
             f"{path}: not valid JSON at line {error.lineno}, column {error.colno}:"
             f" {error.msg}"
         ) from error
+    except _StrictJSONError as error:
+        raise SpecFileError(f"{path}: {error}") from None
+    except RecursionError:
+        raise SpecFileError(
+            f"{path}: arrays and objects nest too deeply to parse; a spec nests"
+            " a few levels (see examples/*.spec.json)"
+        ) from None
+
+
+class _StrictJSONError(ValueError):
+    """JSON that Python reads but the service refuses (NaN, a repeated key)."""
+
+
+def _object_without_repeats(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    data: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in data:
+            raise _StrictJSONError(
+                f'the key "{key}" appears twice in one object; keep one'
+            )
+        data[key] = value
+
+    return data
+
+
+def _no_constant(name: str) -> Any:
+    raise _StrictJSONError(
+        f"{name} is not a JSON number (JSON has no NaN or infinity); give a"
+        " finite number"
+    )
+
+
+def _finite_float(text: str) -> float:
+    number = float(text)
+    if not math.isfinite(number):
+        raise _StrictJSONError(
+            f"{text} is too large for a JSON number (it reads as infinity);"
+            " give a finite number"
+        )
+
+    return number
 
 
 def _parse_yaml(text: str, path: Path) -> Any:
@@ -190,7 +246,33 @@ def _parse_yaml(text: str, path: Path) -> Any:
             " (or convert the spec to JSON)"
         ) from error
 
+    class StrictLoader(yaml.SafeLoader):
+        """YAML's safe subset, refusing a key given twice in one mapping."""
+
+        def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+            seen = set()
+            for key_node, _ in node.value:
+                key = self.construct_object(key_node, deep=deep)
+                if key in seen:
+                    raise SpecFileError(
+                        f"{path}: the key {key!r} appears twice in one mapping"
+                        f" (line {key_node.start_mark.line + 1}); keep one"
+                    )
+                seen.add(key)
+            return super().construct_mapping(node, deep=deep)
+
     try:
-        return yaml.safe_load(text)
+        data = yaml.load(text, Loader=StrictLoader)  # A SafeLoader: no tags.
     except yaml.YAMLError as error:
         raise SpecFileError(f"{path}: not valid YAML: {error}") from error
+    except RecursionError:
+        raise SpecFileError(f"{path}: mappings and lists nest too deeply") from None
+
+    try:
+        return json_ready(data)
+    except NotJSON as error:
+        raise SpecFileError(
+            f"{path}: {error} (YAML reads some unquoted values, such as"
+            " 2024-01-01 or .nan, as dates or special numbers; quote them or"
+            " write a number)"
+        ) from None

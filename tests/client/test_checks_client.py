@@ -570,7 +570,7 @@ def test_numpy_numbers_are_sent_as_json_numbers() -> None:
     assert body["base_dims"] == {"w": 32}
     assert (body["steps"], body["loss_window"], body["seeds"]) == (6, 2, 1)
     assert body["seed"] == 3 and body["weight_decay"] == 0.5
-    assert '"widths": [32, 64, 128]' in text and '"steps": 6,' in text
+    assert '"widths":[32,64,128]' in text and '"steps":6,' in text
 
 
 @pytest.mark.parametrize("widths", ["32,64", {"w": 32}])

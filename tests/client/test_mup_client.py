@@ -728,7 +728,7 @@ def test_numpy_integer_dims_are_sent_as_json_integers() -> None:
     assert body["base_dims"] == {"w": 64}
     assert body["targets"] == [{"w": 256}, {"w": 1024, "d_in": 32}]
     assert all(type(size) is int for size in body["targets"][1].values())
-    assert '"targets": [{"w": 256}, {"w": 1024, "d_in": 32}]' in text
+    assert '"targets":[{"w":256},{"w":1024,"d_in":32}]' in text
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,223 @@
+"""What the client refuses before sending, and how it reads spec files.
+
+A request body is JSON the service reads strictly: the client turns numpy
+numbers into plain ones and refuses, with the field's pointer, anything JSON
+cannot hold. Spec files are read by the same rules the service applies to a
+body (no NaN, no key twice), so a file that loads is a file the service reads.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import socket
+from pathlib import Path
+
+import numpy as np
+import pytest
+import requests
+from requests.adapters import BaseAdapter
+
+from initlab_client import (
+    Client,
+    InitlabError,
+    InvalidRequest,
+    SpecFileError,
+    layers,
+    load_spec,
+)
+from initlab_client import ConnectionError as ClientConnectionError
+
+
+class RecordingAdapter(BaseAdapter):
+    """Records each request and answers 200 with an empty recommendation."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.requests: list[requests.PreparedRequest] = []
+
+    def send(self, request, **kwargs):
+        self.requests.append(request)
+        response = requests.Response()
+        response.status_code = 200
+        response.url = request.url
+        response.request = request
+        response._content = b'{"status": "ok"}'
+        return response
+
+    def close(self) -> None:
+        pass
+
+
+def recording_client() -> tuple[Client, RecordingAdapter]:
+    adapter = RecordingAdapter()
+    session = requests.Session()
+    session.mount("http://initlab.test", adapter)
+    return Client("http://initlab.test", session=session), adapter
+
+
+LINEAR = {"kind": "linear", "name": "fc", "in": 3, "out": 4}
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        (float("nan"), "nan is not a JSON number"),
+        (float("inf"), "inf is not a JSON number"),
+        (np.float64("-inf"), "is not a JSON number"),
+        (datetime.date(2024, 1, 1), "datetime.date(2024, 1, 1) (date) has no JSON"),
+        ({1, 2}, "(set) has no JSON form"),
+        (b"768", "(bytes) has no JSON form"),
+    ],
+)
+def test_a_value_json_cannot_hold_is_refused_with_its_pointer(
+    value, message: str
+) -> None:
+    client, adapter = recording_client()
+    spec = {"dims": {}, "layers": [dict(LINEAR, out=value)]}
+
+    with pytest.raises(InvalidRequest) as caught:
+        client.recommend(spec)
+
+    assert caught.value.pointer == "/spec/layers/0/out"
+    assert "/spec/layers/0/out: " in str(caught.value)
+    assert message in str(caught.value)
+    assert "not sent" in str(caught.value)
+    assert adapter.requests == []
+    # A ValueError as well, for code that catches those around its inputs.
+    assert isinstance(caught.value, (ValueError, InitlabError))
+
+
+def test_a_nan_in_a_scheme_option_names_the_option() -> None:
+    client, adapter = recording_client()
+
+    with pytest.raises(InvalidRequest) as caught:
+        client.recommend(
+            {"dims": {}, "layers": [LINEAR]},
+            scheme={"name": "normal", "std": float("nan")},
+        )
+
+    assert caught.value.pointer == "/scheme/std"
+    assert adapter.requests == []
+
+
+def test_numpy_numbers_in_a_plain_spec_are_sent_as_json_numbers() -> None:
+    client, adapter = recording_client()
+    spec = {
+        "dims": {"d": np.int64(768)},
+        "layers": [{"kind": "linear", "in": np.int32(3), "out": "d"}],
+    }
+
+    client._send("POST", "/v1/recommendations", json={"spec": spec})
+
+    (request,) = adapter.requests
+    assert request.headers["Content-Type"] == "application/json"
+    assert request.body == (
+        b'{"spec":{"dims":{"d":768},"layers":[{"kind":"linear","in":3,"out":"d"}]}}'
+    )
+
+
+def test_a_non_string_key_is_refused() -> None:
+    client, _ = recording_client()
+
+    with pytest.raises(InvalidRequest, match=r"/spec/dims: the key 1 is a int"):
+        client.recommend({"dims": {1: 768}, "layers": [LINEAR]})
+
+
+def test_unicode_is_sent_as_utf8() -> None:
+    client, adapter = recording_client()
+
+    client._send("POST", "/v1/recommendations", json={"name": "注意"})
+
+    assert adapter.requests[0].body == '{"name":"注意"}'.encode()
+
+
+# -- spec files ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "message"),
+    [
+        ("twice.json", '{"dims": {}, "dims": {}}', 'the key "dims" appears twice'),
+        ("nan.json", '{"layers": [{"in": NaN}]}', "NaN is not a JSON number"),
+        ("inf.json", '{"layers": [{"in": -Infinity}]}', "-Infinity is not a JSON"),
+        ("huge.json", '{"layers": [{"in": 1e400}]}', "1e400 is too large"),
+        ("deep.json", '{"l":' + "[" * 5000 + "]" * 5000 + "}", "nest too deeply"),
+        ("blank.json", " \n\t\n", "is empty"),
+        ("list.json", "[1, 2]", "must be an object with 'dims' and 'layers'"),
+        ("date.yaml", "layers:\n- in: 2024-01-01\n", "/layers/0/in: datetime.date"),
+        ("nan.yaml", "layers:\n- in: .nan\n", "/layers/0/in: nan is not a JSON"),
+        ("twice.yaml", "dims: {}\nlayers: []\ndims: {}\n", "'dims' appears twice"),
+        ("broken.yaml", "layers: [\n", "not valid YAML"),
+    ],
+)
+def test_spec_files_are_read_as_strictly_as_the_service_reads_bodies(
+    tmp_path: Path, name: str, text: str, message: str
+) -> None:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+
+    with pytest.raises(SpecFileError) as caught:
+        load_spec(path)
+
+    assert str(caught.value).startswith(str(path))
+    assert message in str(caught.value)
+
+
+def test_a_byte_order_mark_is_read_past(tmp_path: Path) -> None:
+    path = tmp_path / "bom.json"
+    path.write_bytes(b"\xef\xbb\xbf" + json.dumps({"dims": {}, "layers": []}).encode())
+
+    assert load_spec(path) == {"dims": {}, "layers": []}
+
+
+def test_yaml_and_json_read_the_same_spec(tmp_path: Path) -> None:
+    (tmp_path / "a.json").write_text(json.dumps({"dims": {"d": 4}, "layers": []}))
+    (tmp_path / "a.yaml").write_text("dims:\n  d: 4\nlayers: []\n")
+
+    assert load_spec(tmp_path / "a.json") == load_spec(tmp_path / "a.yaml")
+
+
+# -- client settings -----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("timeout", "error"),
+    [
+        (0, ValueError),
+        (-3, ValueError),
+        (float("nan"), ValueError),
+        ((3, 0), ValueError),
+        ((1, 2, 3), ValueError),
+        ("10", TypeError),
+        (True, TypeError),
+    ],
+)
+def test_a_bad_timeout_is_refused_when_the_client_is_made(timeout, error) -> None:
+    with pytest.raises(error, match="timeout must be"):
+        Client("http://127.0.0.1:8000", timeout=timeout)
+
+
+@pytest.mark.parametrize("timeout", [None, 5, 2.5, (3.05, 60), (3, None)])
+def test_good_timeouts_are_kept(timeout) -> None:
+    assert Client("http://127.0.0.1:8000", timeout=timeout).timeout == timeout
+
+
+def test_a_session_of_ones_own_reports_its_own_attempts() -> None:
+    # The caller's session has requests' default adapter, which tries once.
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    client = Client(f"http://127.0.0.1:{port}", session=requests.Session())
+
+    with pytest.raises(ClientConnectionError, match="after 1 attempt "):
+        client.health()
+
+
+# -- layers --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("size", [0, -3, np.int64(0)])
+def test_layer_sizes_start_at_one(size) -> None:
+    with pytest.raises(ValueError, match=r"in must be a positive integer .*start at 1"):
+        layers.linear(size, 4)
