@@ -55,6 +55,27 @@ bench: $(BIN)/.installed
 	$(BIN)/python benchmarks/bench_montecarlo.py
 	$(BIN)/python benchmarks/bench_mup.py
 
+# Throughput, load, failure and memory runs against gunicorn on free ports of
+# 127.0.0.1, driven by wrk (not part of make test; see benchmarks/README.md):
+#   make bench-throughput  recommendations/s against a minimal Flask app
+#   make load              16 clients with a health probe; SIGKILL of workers
+#                          under load; memory after 1,000 and 10,000 requests
+# Both need wrk: `make wrk` installs Debian's package when run as root.
+.PHONY: wrk load bench-throughput
+
+wrk:
+	@command -v wrk >/dev/null 2>&1 || { \
+		if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq wrk; \
+		else echo "wrk is not installed: run sudo apt-get install -y wrk" >&2; exit 1; fi; }
+
+bench-throughput: $(BIN)/.installed wrk
+	$(BIN)/python benchmarks/bench_throughput.py
+
+load: $(BIN)/.installed wrk
+	$(BIN)/python benchmarks/load_run.py
+	$(BIN)/python benchmarks/kill_worker.py
+	$(BIN)/python benchmarks/memory_growth.py
+
 # Regenerate tests/fixtures/reference from PyTorch, Keras and JAX themselves.
 # Needs the optional reference libraries: see tools/README.md.
 fixtures:
