@@ -741,6 +741,91 @@ def test_bad_options_exit_2_before_anything_is_sent(args: list[str]) -> None:
     assert "Error: " in result.stderr
 
 
+@pytest.mark.parametrize(
+    ("args", "stdin", "message"),
+    [
+        (["--timeout", "0", "health"], None, "timeout must be a positive"),
+        (["--timeout", "-3", "health"], None, "timeout must be a positive"),
+        (["recommend", "-"], "", "standard input is empty"),
+        (["recommend", "-"], " \n", "standard input is empty"),
+        (
+            ["recommend", "-"],
+            '{"dims": {}, "layers": [{"kind": "linear", "in": NaN, "out": 4}]}',
+            "NaN is not a JSON number",
+        ),
+        (
+            ["recommend", "-"],
+            '{"dims": {}, "dims": {}, "layers": []}',
+            'the key "dims" appears twice',
+        ),
+        (
+            ["recommend", "-"],
+            "layers:\n- kind: linear\n  in: 2024-01-01\n  out: 4\n",
+            "/layers/0/in: datetime.date(2024, 1, 1)",
+        ),
+        (["recommend", "-"], '{"layers":' + "[" * 3000 + "]" * 3000 + "}", "deeply"),
+        (
+            ["recommend", str(MLP_PATH), "--scheme", "normal", "--option", "std=NaN"],
+            None,
+            "/scheme/std: nan is not a JSON number",
+        ),
+        (
+            ["recommend", str(MLP_PATH), "--scheme", "normal", "--option", "std=1e999"],
+            None,
+            "/scheme/std: inf is not a JSON number",
+        ),
+        (
+            ["recommend", str(MLP_PATH), "--scheme", '{"name": "normal", "std": NaN}'],
+            None,
+            "/scheme/std: nan is not a JSON number",
+        ),
+        (["recommend", "--preset", "mlp", "--param", "width=1e400"], None, "inf is"),
+    ],
+)
+def test_user_mistakes_exit_2_with_a_message_and_no_traceback(
+    args: list[str], stdin: str | None, message: str
+) -> None:
+    # Nothing listens on this port: each mistake is caught before sending.
+    url = f"http://127.0.0.1:{free_port()}"
+
+    result = run("--url", url, "--retries", "0", *args, input=stdin)
+
+    assert result.exit_code == 2, (result.stderr, result.exception)
+    assert result.stdout == ""
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_service_still_busy_after_the_retries_exits_4(
+    canned: CannedService,
+) -> None:
+    canned.problem(429, "Too Many Requests", "req-429")
+
+    result = run("--url", canned.url, "--retries", "0", "schemes")
+
+    assert result.exit_code == 4
+    assert len(canned.headers) == 1
+    assert result.stderr.splitlines() == [
+        f"initlab: the initlab service at {canned.url} is still busy after the"
+        " retries: 429 Too Many Requests.",
+        "Try again later, or with more --retries.",
+    ]
+
+
+def test_a_server_error_without_a_request_id_does_not_ask_for_one(
+    canned: CannedService,
+) -> None:
+    canned.status = 502
+    canned.content_type = "text/html"
+    canned.body = b"<html>Bad Gateway</html>"
+
+    result = run("--url", canned.url, "--retries", "0", "schemes")
+
+    assert result.exit_code == 3
+    assert "request id" not in result.stderr
+    assert "or a proxy in front of it, failed" in result.stderr
+
+
 def test_a_stopped_service_exits_4_naming_the_url() -> None:
     url = f"http://127.0.0.1:{free_port()}"
 
@@ -766,6 +851,9 @@ def test_a_service_that_does_not_answer_in_time_exits_4() -> None:
 
     assert result.exit_code == 4
     assert f"no answer from the initlab service at {url} in time" in result.stderr
+    # The service is running, only slow: no advice to start one.
+    assert "make serve" not in result.stderr
+    assert "a larger --timeout helps" in result.stderr
 
 
 class CannedService:

@@ -6,9 +6,9 @@ package, so it still needs only ``requests``. :func:`main` is the console
 script; ``python -m initlab_client.cli`` runs it too.
 
 Every command prints a table for people by default, ``--json`` the
-service's answer unchanged and ``--csv`` one line per row. The exit status
-says what went wrong, so that scripts can tell a bad spec from a service
-that is down: see :data:`EXIT_CODES`.
+service's answer (the same JSON, indented) and ``--csv`` one line per row.
+The exit status says what went wrong, so that scripts can tell a bad spec
+from a service that is down: see :data:`EXIT_CODES`.
 """
 
 from __future__ import annotations
@@ -25,7 +25,10 @@ EXIT_UNREACHABLE = 4
 
 EXIT_CODES = {
     EXIT_OK: "success",
-    EXIT_UNEXPECTED: "an unexpected error (a bug: please report it)",
+    EXIT_UNEXPECTED: (
+        "an unexpected error (a bug: please report it), or the command line's"
+        " own packages missing (pip install 'initlab-client[cli]')"
+    ),
     EXIT_BAD_INPUT: (
         "bad input: a wrong option, an unreadable spec file, or a request the"
         " service refused (4xx), whose problem and fields at fault are printed"
@@ -33,7 +36,10 @@ EXIT_CODES = {
     EXIT_SERVER_ERROR: (
         "the service failed (5xx) or sent an answer the client cannot read"
     ),
-    EXIT_UNREACHABLE: "the service cannot be reached or did not answer in time",
+    EXIT_UNREACHABLE: (
+        "the service cannot be reached, did not answer in time, or was still"
+        " busy (429) after the retries: try again later"
+    ),
 }
 
 INSTALL_HINT = (

@@ -363,7 +363,11 @@ def schemes(settings: Settings, as_json: bool) -> None:
 @format_options(csv=False)
 @click.pass_obj
 def presets(settings: Settings, as_json: bool) -> None:
-    """Every preset (--preset NAME), with its parameters (--param KEY=VALUE)."""
+    """Every preset and its parameters.
+
+    Other commands build a preset's spec in place of SPEC with --preset NAME
+    and --param KEY=VALUE.
+    """
     result = settings.ask("Asking for presets", lambda client: client.presets())
 
     raw = {"presets": [preset.raw for preset in result]}

@@ -22,9 +22,11 @@ from ..errors import (
     APIError,
     ConnectionError,
     InitlabError,
+    InvalidRequest,
     InvalidResponse,
     SpecFileError,
     Timeout,
+    TooManyRequests,
 )
 from . import (
     EXIT_BAD_INPUT,
@@ -70,6 +72,18 @@ def failure(error: Exception, base_url: str | None) -> Failure:
     failure (4); anything else is unexpected (1) and shows its traceback.
     """
     where = base_url or DEFAULT_BASE_URL
+    if isinstance(error, TooManyRequests):
+        wait = (
+            ""
+            if error.retry_after is None
+            else f" (it asks for {error.retry_after:g} s)"
+        )
+        return Failure(
+            EXIT_UNREACHABLE,
+            f"initlab: the initlab service at {where} is still busy after the"
+            f" retries: {error.status} {error.title}{wait}.",
+            "Try again later, or with more --retries.",
+        )
     if isinstance(error, APIError):
         return _problem(error)
     if isinstance(error, InvalidResponse):
@@ -83,8 +97,8 @@ def failure(error: Exception, base_url: str | None) -> Failure:
             EXIT_UNREACHABLE,
             f"initlab: no answer from the initlab service at {where} in time.",
             f"  {error}",
-            "A larger --timeout helps for large specs (computations are pure, so"
-            " trying again is safe). " + START_HINT,
+            "The service may be busy or the request large: a larger --timeout"
+            " helps (computations are pure, so trying again is safe).",
         )
     if isinstance(error, ConnectionError):
         return Failure(
@@ -93,7 +107,7 @@ def failure(error: Exception, base_url: str | None) -> Failure:
             f"  {error}",
             START_HINT,
         )
-    if isinstance(error, SpecFileError):
+    if isinstance(error, (SpecFileError, InvalidRequest)):
         return Failure(EXIT_BAD_INPUT, f"initlab: {error}")
     if isinstance(error, InitlabError):
         return Failure(EXIT_UNEXPECTED, f"initlab: {error}")
@@ -125,6 +139,8 @@ def _problem(error: APIError) -> Failure:
         lines.append(
             "The service failed on a request it accepted; quote the request id"
             " to whoever runs it."
+            if error.request_id
+            else "The service, or a proxy in front of it, failed on this request."
         )
         return Failure(EXIT_SERVER_ERROR, *lines)
 

@@ -21,7 +21,14 @@ from typing import Any
 import click
 
 from ..errors import SpecFileError
-from ..spec import YAML_SUFFIXES, Spec, _parse_yaml, load_spec, read_config
+from ..spec import (
+    YAML_SUFFIXES,
+    Spec,
+    _parse_json,
+    _parse_yaml,
+    load_spec,
+    read_config,
+)
 
 STDIN = "-"
 
@@ -311,22 +318,33 @@ def _file_errors(source: str, hint: str) -> Iterator[None]:
 
 
 def _from_stdin(hint: str) -> dict[str, Any]:
-    """A JSON object from standard input, else YAML when PyYAML is installed."""
-    text = sys.stdin.read()
+    """A JSON object from standard input, else YAML when PyYAML is installed.
+
+    Read as strictly as a spec file (:func:`~initlab_client.load_spec`): no
+    key twice, no NaN, and YAML values JSON cannot hold refused by name.
+    """
+    text = sys.stdin.read().lstrip("\ufeff")
+    if not text.strip():
+        raise click.BadParameter(
+            "standard input is empty; pipe a spec (JSON or YAML) or a"
+            " config.json into it, or give a file instead of '-'",
+            param_hint=hint,
+        )
     try:
-        data = json.loads(text)
-    except ValueError as json_error:
+        data = _parse_json(text, Path("<stdin>"))
+    except SpecFileError as json_error:
+        if text.lstrip().startswith(("{", "[")):
+            raise click.BadParameter(str(json_error), param_hint=hint) from None
         try:
             data = _parse_yaml(text, Path("<stdin>"))
         except ImportError:
             raise click.BadParameter(
-                f"standard input is not JSON ({json_error}); YAML needs PyYAML:"
-                " pip install 'initlab-client[yaml]'",
+                f"{json_error}; YAML needs PyYAML: pip install 'initlab-client[yaml]'",
                 param_hint=hint,
             ) from None
-        except SpecFileError:
+        except SpecFileError as yaml_error:
             raise click.BadParameter(
-                f"standard input is neither JSON ({json_error}) nor YAML",
+                f"standard input is neither JSON nor YAML: {yaml_error}",
                 param_hint=hint,
             ) from None
     if not isinstance(data, dict):

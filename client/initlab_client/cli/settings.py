@@ -33,13 +33,17 @@ class Settings:
             options["retries"] = self.retries
         try:
             client = Client(self.url, **options)
-        except ValueError as error:
+        except (ValueError, TypeError) as error:
             # The client names its argument or the variable it read; here the
             # option and the variable are one setting.
             message = str(error)
             hint = "--url / " + BASE_URL_ENV
             if message.startswith(("api_key", API_KEY_ENV)):
                 hint = "--api-key / " + API_KEY_ENV
+            elif message.startswith("timeout"):
+                hint = "--timeout"
+            elif message.startswith(("retries", "backoff")):
+                hint = "--retries"
             raise click.BadParameter(message, param_hint=hint) from None
         self.base_url = client.base_url
 
