@@ -15,12 +15,10 @@ import copy
 import json
 import math
 from collections.abc import Iterator
-from http import HTTPStatus
 
 import numpy as np
 import pytest
 import requests
-from requests.adapters import BaseAdapter
 
 import initlab_client
 from initlab_client import (
@@ -36,6 +34,9 @@ from initlab_client import (
     TransferCurve,
     ValidationError,
 )
+
+from .recording import RecordingAdapter
+from .recording import recording_client as record
 
 MLP = {
     "dims": {"w": 32},
@@ -415,41 +416,10 @@ def test_the_checks_are_read_only() -> None:
 # -- what the methods send ---------------------------------------------------
 
 
-class RecordingAdapter(BaseAdapter):
-    """Answers with ``answer`` (or raises ``error``), keeping requests and timeouts."""
-
-    def __init__(self, answer: dict, error: Exception | None = None) -> None:
-        super().__init__()
-        self.answer = answer
-        self.error = error
-        self.requests: list[requests.PreparedRequest] = []
-        self.timeouts: list[object] = []
-
-    def send(self, request, **kwargs):
-        self.requests.append(request)
-        self.timeouts.append(kwargs.get("timeout"))
-        if self.error is not None:
-            raise self.error
-        response = requests.Response()
-        response.status_code = 200
-        response.reason = HTTPStatus.OK.phrase
-        response.url = request.url
-        response.request = request
-        response._content = json.dumps(self.answer).encode()
-        response.headers["Content-Type"] = "application/json"
-        return response
-
-    def close(self) -> None:
-        pass
-
-
 def recording_client(
     answer: dict = COORD, error: Exception | None = None, **options
 ) -> tuple[Client, RecordingAdapter]:
-    adapter = RecordingAdapter(answer, error)
-    session = requests.Session()
-    session.mount("http://initlab.test", adapter)
-    return Client("http://initlab.test", session=session, **options), adapter
+    return record(answer, error=error, **options)
 
 
 def sent(adapter: RecordingAdapter) -> dict:

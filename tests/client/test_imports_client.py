@@ -13,13 +13,11 @@ import copy
 import dataclasses
 import json
 from collections.abc import Iterator
-from http import HTTPStatus
 from pathlib import Path
 
 import numpy as np
 import pytest
 import requests
-from requests.adapters import BaseAdapter
 
 from initlab_client import (
     Client,
@@ -32,6 +30,9 @@ from initlab_client import (
     ValidationError,
     load_spec,
 )
+
+from .recording import RecordingAdapter
+from .recording import recording_client as record
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 GPT2_CONFIG = REPO_ROOT / "examples" / "hf" / "gpt2-small.json"
@@ -341,38 +342,14 @@ def test_a_config_of_another_type_is_a_type_error() -> None:
 # -- what the methods send -----------------------------------------------------
 
 
-class RecordingAdapter(BaseAdapter):
-    """Answers with PRESETS, NO_RECOMMENDATIONS or IMPORTED, by path."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.requests: list[requests.PreparedRequest] = []
-
-    def send(self, request, **kwargs):
-        self.requests.append(request)
-        response = requests.Response()
-        response.status_code = 200
-        response.reason = HTTPStatus.OK.phrase
-        response.url = request.url
-        response.request = request
-        answers = {
-            "/v1/presets": PRESETS,
-            "/v1/recommendations": NO_RECOMMENDATIONS,
-        }
-        answer = answers.get(request.path_url, IMPORTED)
-        response._content = json.dumps(answer).encode()
-        response.headers["Content-Type"] = "application/json"
-        return response
-
-    def close(self) -> None:
-        pass
+def answer_by_path(request: requests.PreparedRequest) -> dict:
+    """PRESETS, NO_RECOMMENDATIONS or IMPORTED, by the path asked for."""
+    answers = {"/v1/presets": PRESETS, "/v1/recommendations": NO_RECOMMENDATIONS}
+    return answers.get(request.path_url, IMPORTED)
 
 
 def recording_client() -> tuple[Client, RecordingAdapter]:
-    adapter = RecordingAdapter()
-    session = requests.Session()
-    session.mount("http://initlab.test", adapter)
-    return Client("http://initlab.test", session=session), adapter
+    return record(answer_by_path)
 
 
 def sent(adapter: RecordingAdapter) -> tuple[str, str, dict]:

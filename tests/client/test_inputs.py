@@ -16,7 +16,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import requests
-from requests.adapters import BaseAdapter
 
 from initlab_client import (
     Client,
@@ -28,32 +27,11 @@ from initlab_client import (
 )
 from initlab_client import ConnectionError as ClientConnectionError
 
-
-class RecordingAdapter(BaseAdapter):
-    """Records each request and answers 200 with an empty recommendation."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.requests: list[requests.PreparedRequest] = []
-
-    def send(self, request, **kwargs):
-        self.requests.append(request)
-        response = requests.Response()
-        response.status_code = 200
-        response.url = request.url
-        response.request = request
-        response._content = b'{"status": "ok"}'
-        return response
-
-    def close(self) -> None:
-        pass
+from .recording import recording_client as record
 
 
-def recording_client() -> tuple[Client, RecordingAdapter]:
-    adapter = RecordingAdapter()
-    session = requests.Session()
-    session.mount("http://initlab.test", adapter)
-    return Client("http://initlab.test", session=session), adapter
+def recording_client():
+    return record({"status": "ok"})
 
 
 LINEAR = {"kind": "linear", "name": "fc", "in": 3, "out": 4}

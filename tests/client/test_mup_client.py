@@ -16,13 +16,11 @@ import io
 import json
 import math
 from collections.abc import Iterator
-from http import HTTPStatus
 from pathlib import Path
 
 import numpy as np
 import pytest
 import requests
-from requests.adapters import BaseAdapter
 
 from initlab_client import (
     Client,
@@ -35,6 +33,9 @@ from initlab_client import (
     load_spec,
 )
 from initlab_client.mup import CSV_COLUMNS
+
+from .recording import RecordingAdapter
+from .recording import recording_client as record
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 MLP_SPEC = REPO_ROOT / "tests" / "fixtures" / "mup" / "mlp.spec.json"
@@ -559,33 +560,8 @@ def test_a_destination_that_is_neither_path_nor_file_is_refused() -> None:
 # -- what the method sends ---------------------------------------------------
 
 
-class RecordingAdapter(BaseAdapter):
-    """Answers every request with TABLE and keeps the request, to read its body."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.requests: list[requests.PreparedRequest] = []
-
-    def send(self, request, **kwargs):
-        self.requests.append(request)
-        response = requests.Response()
-        response.status_code = 200
-        response.reason = HTTPStatus.OK.phrase
-        response.url = request.url
-        response.request = request
-        response._content = json.dumps(TABLE).encode()
-        response.headers["Content-Type"] = "application/json"
-        return response
-
-    def close(self) -> None:
-        pass
-
-
 def recording_client() -> tuple[Client, RecordingAdapter]:
-    adapter = RecordingAdapter()
-    session = requests.Session()
-    session.mount("http://initlab.test", adapter)
-    return Client("http://initlab.test", session=session), adapter
+    return record(TABLE)
 
 
 def test_mup_table_sends_only_the_options_given() -> None:

@@ -12,11 +12,9 @@ import platform
 import re
 import socket
 from collections.abc import Iterator
-from http import HTTPStatus
 
 import pytest
 import requests
-from requests.adapters import BaseAdapter
 
 import initlab_client
 from initlab_client import (
@@ -32,42 +30,14 @@ from initlab_client import (
     ValidationError,
 )
 
-STUB_URL = "http://initlab.stub"
+from .recording import RecordingAdapter
+from .recording import recording_client as record
+
+STUB_URL = "http://initlab.test"  # recording.BASE_URL
 
 
-class StubAdapter(BaseAdapter):
-    """Answers every request with one canned response and records the request."""
-
-    def __init__(self, status: int, body: bytes | str | dict, headers=None):
-        super().__init__()
-        self.status = status
-        self.body = body
-        self.headers = headers or {}
-        self.requests: list[requests.PreparedRequest] = []
-
-    def send(self, request, **kwargs):
-        self.requests.append(request)
-        response = requests.Response()
-        response.status_code = self.status
-        response.reason = HTTPStatus(self.status).phrase
-        response.url = request.url
-        response.request = request
-        body = self.body
-        if isinstance(body, dict):
-            body = json.dumps(body)
-        response._content = body.encode() if isinstance(body, str) else body
-        response.headers.update(self.headers)
-        return response
-
-    def close(self):
-        pass
-
-
-def stub_client(status: int, body, headers=None) -> tuple[Client, StubAdapter]:
-    adapter = StubAdapter(status, body, headers)
-    session = requests.Session()
-    session.mount(STUB_URL, adapter)
-    return Client(STUB_URL, session=session), adapter
+def stub_client(status: int, body, headers=None) -> tuple[Client, RecordingAdapter]:
+    return record(body, status, headers)
 
 
 def problem(status: int, title: str, errors=()) -> dict:
@@ -122,7 +92,7 @@ def test_base_url_defaults_to_the_local_service(
 
 def test_initlab_url_is_where_requests_go(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("INITLAB_URL", STUB_URL + "/prefix")
-    adapter = StubAdapter(200, {"schemes": []})
+    adapter = RecordingAdapter({"schemes": []})
     session = requests.Session()
     session.mount(STUB_URL, adapter)
 
