@@ -22,11 +22,16 @@ RUN pip install --no-cache-dir --no-deps ./service
 
 FROM python:3.11-slim
 
+# One BLAS thread per worker, set before Python starts (gunicorn.conf.py sets
+# the same defaults, but only once it runs).
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     BIND=0.0.0.0:8000 \
-    GUNICORN_WORKER_TMP_DIR=/dev/shm
+    GUNICORN_WORKER_TMP_DIR=/dev/shm \
+    OMP_NUM_THREADS=1 \
+    OPENBLAS_NUM_THREADS=1 \
+    MKL_NUM_THREADS=1
 
 # A numeric id, so that runtimes which check for non-root need no passwd file.
 RUN groupadd --system --gid 10001 initlab \

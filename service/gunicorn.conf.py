@@ -3,18 +3,28 @@
 The same file serves ``make serve``, the test suite's live server and the
 container (``gunicorn --config service/gunicorn.conf.py initlab.web.wsgi:app``).
 
-| variable                      | default               | setting              |
-|-------------------------------|-----------------------|----------------------|
-| ``BIND``                      | ``127.0.0.1:$PORT``   | ``bind``             |
-| ``PORT``                      | ``8000``              | (used by ``BIND``)   |
-| ``WEB_CONCURRENCY``           | ``2``                 | ``workers``          |
-| ``GUNICORN_TIMEOUT``          | ``60``                | ``timeout``          |
-| ``GUNICORN_GRACEFUL_TIMEOUT`` | ``30``                | ``graceful_timeout`` |
-| ``GUNICORN_WORKER_TMP_DIR``   | the temp directory    | ``worker_tmp_dir``   |
+| variable                      | default             | setting              |
+|-------------------------------|---------------------|----------------------|
+| ``BIND``                      | ``127.0.0.1:$PORT`` | ``bind``             |
+| ``PORT``                      | ``8000``            | (used by ``BIND``)   |
+| ``WEB_CONCURRENCY``           | ``2``               | ``workers``          |
+| ``GUNICORN_TIMEOUT``          | ``60``              | ``timeout``          |
+| ``GUNICORN_GRACEFUL_TIMEOUT`` | ``30``              | ``graceful_timeout`` |
+| ``GUNICORN_WORKER_TMP_DIR``   | the temp directory  | ``worker_tmp_dir``   |
+| ``PROMETHEUS_MULTIPROC_DIR``  | a new private one   | (the metrics files)  |
 
 The work is CPU-bound numpy on small arrays, so workers are plain sync
 processes, each with one BLAS thread: two workers on two cores with several
 BLAS threads each would only fight over the cores.
+
+/metrics must count the requests of every worker, whichever worker answers the
+scrape: prometheus_client's multiprocess mode has each worker write its values
+to files in ``PROMETHEUS_MULTIPROC_DIR`` and adds them up when read. The mode
+is chosen when prometheus_client is first imported, so the variable is set
+here, before the app is preloaded: when unset, to a new private temporary
+directory, removed when gunicorn exits. Its metric files (``*.db``) are deleted
+at start, since values of an earlier run would be added in, and a worker's live
+gauges when it exits; its counters stay, so counts survive worker restarts.
 
 A value that is not a positive integer stops gunicorn with one line naming the
 variable (a ``SystemExit``, which gunicorn does not wrap in "Failed to read
@@ -25,13 +35,25 @@ own words (``make serve`` checks it beforehand and names it).
 
 from __future__ import annotations
 
+import glob
 import os
+import shutil
+import tempfile
 
 # Before anything imports numpy: its BLAS reads these once, when loaded, and
 # preload_app below imports the app (and numpy) in the master right after
 # this file. A value already set in the environment wins.
 for _variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_variable, "1")
+
+# Before the app is preloaded, for the same reason: prometheus_client reads it
+# once, when imported. Gunicorn runs this file again on a reload (SIGHUP); the
+# variable is set by then, so the directory stays the same.
+_METRICS_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
+_private_metrics_directory = None
+if not os.environ.get(_METRICS_VARIABLE, "").strip():
+    _private_metrics_directory = tempfile.mkdtemp(prefix="initlab-metrics-")
+    os.environ[_METRICS_VARIABLE] = _private_metrics_directory
 
 
 def _positive_int(variable: str, default: int) -> int:
@@ -74,3 +96,28 @@ worker_tmp_dir = os.environ.get("GUNICORN_WORKER_TMP_DIR") or None
 # of one user (make serve beside the tests, parallel test workers) would
 # fight over it, and the service has no use for it.
 control_socket_disable = True
+
+
+def on_starting(server: object) -> None:
+    """Start with no metric values: files of an earlier run would be added in.
+
+    A hook, not code at the top of this file: gunicorn runs the file again on a
+    reload, when the workers' files must stay.
+    """
+    directory = os.environ[_METRICS_VARIABLE]
+    os.makedirs(directory, exist_ok=True)
+    for path in glob.glob(os.path.join(directory, "*.db")):
+        os.remove(path)
+
+
+def child_exit(server: object, worker: object) -> None:
+    """Drop the live gauges of a worker that exited (its counters stay)."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
+
+
+def on_exit(server: object) -> None:
+    """Remove the metrics directory if this file made it."""
+    if _private_metrics_directory is not None:
+        shutil.rmtree(_private_metrics_directory, ignore_errors=True)

@@ -3,37 +3,53 @@
 The routes live in :mod:`initlab.web.routes` and, for the statistics and
 their charts, :mod:`initlab.web.statistics_routes`; everything that can go
 wrong on the way is turned into problem details here, in one place. Every
-response carries ``X-Request-ID`` and is logged as one JSON line on the
-``initlab.request`` logger.
+response carries ``X-Request-ID``, is logged as one JSON line on the
+``initlab.request`` logger and counted in the metrics.
+
+A request passes, in order: the timer, the API key check (when keys are on,
+:mod:`initlab.web.security`), the response cache (:mod:`initlab.web.cache`,
+which may answer it at once), the route's handler (timed as compute); its
+response then gets the CORS headers (when origins are configured), is kept in
+the cache when it may be, and is stamped, logged and counted.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import re
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 from flask import Flask, Response, current_app, g, request
 from werkzeug.exceptions import HTTPException
 
 from initlab.web import problems
+from initlab.web.cache import CACHE_HEADER, ResponseCache, cached_response
 from initlab.web.checks_routes import blueprint as checks_blueprint
-from initlab.web.config import APP_EXTENSION, Config
+from initlab.web.config import APP_EXTENSION, Config, settings
+from initlab.web.docs import blueprint as docs_blueprint
 from initlab.web.import_routes import blueprint as imports_blueprint
 from initlab.web.jsonio import StrictJSONProvider
+from initlab.web.metrics import METRICS_MEDIA_TYPE, UNMATCHED_ROUTE, Metrics
 from initlab.web.mup_routes import blueprint as mup_blueprint
 from initlab.web.problems import LIMIT_EXCEEDED, PROBLEM_MEDIA_TYPE, Problem
+from initlab.web.readiness import Readiness, ReadinessSchema
 from initlab.web.routes import blueprint
 from initlab.web.schemas.catalog import HealthSchema
+from initlab.web.security import ApiKeys, allow_origins, api_key_guard
 from initlab.web.spec_sources import repoint_problem
 from initlab.web.statistics_routes import blueprint as statistics_blueprint
 
 REQUEST_ID_HEADER = "X-Request-ID"
 REQUEST_ID_PATTERN = r"^[A-Za-z0-9._~:/+=-]{1,128}$"
 OPENAPI_MEDIA_TYPE = "application/yaml"
+METRICS_EXTENSION = "initlab.metrics"
+CACHE_EXTENSION = "initlab.response_cache"
+READINESS_EXTENSION = "initlab.readiness"
 
 # service/initlab/web/app.py → the repository root holds the committed document.
 COMMITTED_OPENAPI = Path(__file__).resolve().parents[3] / "openapi.yaml"
@@ -58,17 +74,34 @@ def create_app(config: Config | None = None) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = config.max_body_bytes
     app.extensions[APP_EXTENSION] = config
     app.extensions["initlab.openapi"] = _openapi_document()
+    app.extensions[METRICS_EXTENSION] = Metrics(_limit_names())
+    app.extensions[CACHE_EXTENSION] = ResponseCache(config.response_cache_bytes)
+    app.extensions[READINESS_EXTENSION] = Readiness(config)
 
     app.register_blueprint(blueprint)
     app.register_blueprint(statistics_blueprint)
     app.register_blueprint(mup_blueprint)
     app.register_blueprint(imports_blueprint)
     app.register_blueprint(checks_blueprint)
+    app.register_blueprint(docs_blueprint)
     app.add_url_rule("/healthz", "healthz", _healthz, methods=["GET"])
+    app.add_url_rule("/readyz", "readyz", _readyz, methods=["GET"])
+    app.add_url_rule("/metrics", "metrics", _metrics, methods=["GET"])
     app.add_url_rule("/openapi.yaml", "openapi", _openapi, methods=["GET"])
+    for endpoint, view in list(app.view_functions.items()):
+        app.view_functions[endpoint] = _timed(view)
 
+    # before_request functions run in this order, after_request ones in the
+    # reverse: CORS headers first, then the cache, then the stamp and the log.
     app.before_request(_start_timer)
+    keys = ApiKeys(config.api_keys)
+    if keys:
+        app.before_request(api_key_guard(keys))
+    app.before_request(_serve_from_cache)
     app.after_request(_finish_response)
+    app.after_request(_keep_in_cache)
+    allow_origins(app, config.cors_origins)
+
     app.register_error_handler(Problem, _render_problem)
     app.register_error_handler(HTTPException, _render_http_exception)
     app.register_error_handler(Exception, _render_unexpected)
@@ -86,6 +119,8 @@ def request_id() -> str:
 
 def problem_response(problem: Problem) -> Response:
     """Render a problem as ``application/problem+json``."""
+    if problem.status < 500:
+        g.refusal = (problem.kind.slug, problem.extensions.get("limit"))
     body = current_app.json.dumps(problem.to_dict(request_id()), separators=(",", ":"))
     response = Response(body, status=problem.status, mimetype=PROBLEM_MEDIA_TYPE)
     response.headers.update(problem.headers)
@@ -94,6 +129,16 @@ def problem_response(problem: Problem) -> Response:
 
 def _healthz() -> Response:
     return current_app.json.response(HealthSchema().dump({"status": "ok"}))
+
+
+def _readyz() -> Response:
+    answer = current_app.extensions[READINESS_EXTENSION].answer()
+    return current_app.json.response(ReadinessSchema().dump(answer))
+
+
+def _metrics() -> Response:
+    exposition = current_app.extensions[METRICS_EXTENSION].exposition()
+    return Response(exposition, content_type=METRICS_MEDIA_TYPE)
 
 
 def _openapi() -> Response:
@@ -112,16 +157,74 @@ def _openapi_document() -> bytes:
     return openapi_yaml().encode("utf-8")
 
 
+def _limit_names() -> list[str]:
+    """Every configured setting's name (``max_layers``): what a refusal may name."""
+    prefix = len("INITLAB_")
+    return [setting.variable[prefix:].lower() for setting in settings()]
+
+
+def _timed(view: Callable[..., Response]) -> Callable[..., Response]:
+    """``view``, recording the seconds it takes as the request's compute time."""
+
+    @functools.wraps(view)
+    def timed(**arguments: object) -> Response:
+        started = time.perf_counter()
+        try:
+            return view(**arguments)
+        finally:
+            g.compute_seconds = time.perf_counter() - started
+
+    return timed
+
+
+def _route() -> str:
+    """The template of the rule serving the request: a bounded metrics label."""
+    rule = request.url_rule
+    return UNMATCHED_ROUTE if rule is None else rule.rule
+
+
 def _start_timer() -> None:
     g.started = time.perf_counter()
     request_id()
+
+
+def _serve_from_cache() -> Response | None:
+    """The kept answer to this request, if the cache has one."""
+    cache: ResponseCache = current_app.extensions[CACHE_EXTENSION]
+    key = cache.key_for(request)
+    if key is None:
+        return None
+
+    g.cache_key = key
+    answer = cache.get(key)
+    current_app.extensions[METRICS_EXTENSION].observe_cache_lookup(answer is not None)
+    if answer is None:
+        return None
+
+    g.cache_hit = True
+    return cached_response(answer)
+
+
+def _keep_in_cache(response: Response) -> Response:
+    key = g.get("cache_key")
+    if key is None or g.get("cache_hit"):
+        return response
+
+    response.headers[CACHE_HEADER] = "miss"
+    cache: ResponseCache = current_app.extensions[CACHE_EXTENSION]
+    if cache.keep(key, response):
+        current_app.extensions[METRICS_EXTENSION].set_cache_bytes(cache.size)
+    return response
 
 
 def _finish_response(response: Response) -> Response:
     response.headers[REQUEST_ID_HEADER] = request_id()
 
     started = g.get("started")
-    duration_ms = None if started is None else (time.perf_counter() - started) * 1000
+    duration = None if started is None else time.perf_counter() - started
+    _count(response, duration)
+
+    duration_ms = None if duration is None else duration * 1000
     line = {
         "method": request.method,
         "path": request.path,
@@ -131,6 +234,20 @@ def _finish_response(response: Response) -> Response:
     }
     request_log.info(json.dumps(line))
     return response
+
+
+def _count(response: Response, duration: float | None) -> None:
+    metrics: Metrics = current_app.extensions[METRICS_EXTENSION]
+    route = _route()
+    metrics.observe_response(
+        request.method, route, response.status_code, duration or 0.0
+    )
+    refusal = g.get("refusal")
+    if refusal is not None:
+        metrics.observe_refusal(*refusal)
+    compute_seconds = g.get("compute_seconds")
+    if compute_seconds is not None:
+        metrics.observe_compute(route, compute_seconds)
 
 
 def _render_problem(problem: Problem) -> Response:

@@ -1,11 +1,12 @@
 """Service configuration, read once from environment variables at start-up.
 
-Every setting has a documented default; a value that is not a positive number
-stops the service before it serves anything, with a message naming the
-variable, the value and what is allowed. The spec limits are the fields of
-:class:`initlab.core.spec.SpecLimits`, each read from ``INITLAB_<FIELD>``
-(``max_repeat_count`` from ``INITLAB_MAX_REPEAT_COUNT``), so a limit added to
-the core is configurable without touching this module. The bounds of the
+Every setting has a documented default; a value the service cannot use stops
+it before it serves anything, with a message naming the variable, the value
+and what is allowed (an API key is named by its position, never quoted). The
+spec limits are the fields of :class:`initlab.core.spec.SpecLimits`, each read
+from ``INITLAB_<FIELD>`` (``max_repeat_count`` from
+``INITLAB_MAX_REPEAT_COUNT``), so a limit added to the core is configurable
+without touching this module. The bounds of the
 statistics and chart endpoints are the fields of :class:`StatisticsLimits`,
 read the same way (``compute_budget`` from ``INITLAB_COMPUTE_BUDGET``).
 """
@@ -15,9 +16,11 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TypeVar
+from urllib.parse import urlsplit
 
 from flask import current_app
 
@@ -28,7 +31,14 @@ from initlab.core.spec import SpecLimits
 ENV_PREFIX = "INITLAB_"
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 DEFAULT_MAX_JSON_DEPTH = 64
+DEFAULT_RESPONSE_CACHE_BYTES = 64 * 1024 * 1024
+MIN_API_KEY_LENGTH = 16
 APP_EXTENSION = "initlab.config"
+
+# RFC 6750 §2.1: what a bearer token may be written with.
+_BEARER_TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
+_KEY_ALPHABET = "A-Z a-z 0-9 - . _ ~ + / (and = padding at the end)"
+_NEW_KEY_COMMAND = "python -c 'import secrets; print(secrets.token_urlsafe(32))'"
 
 Limits = TypeVar("Limits")
 
@@ -100,7 +110,7 @@ class Setting:
     """One environment variable, its default and what it controls."""
 
     variable: str
-    default: int | float
+    default: int | float | str
     description: str
 
 
@@ -113,6 +123,14 @@ class Config:
     body (400 above it); ``spec_limits`` bounds the expanded architecture
     ``statistics_limits`` the work of the statistics and chart endpoints and
     ``mup_limits`` the size of a µP table (422 above them).
+
+    ``response_cache_bytes`` bounds each worker's cache of /v1 answers (0
+    turns it off): read from the environment it defaults to
+    :data:`DEFAULT_RESPONSE_CACHE_BYTES`, but a ``Config`` built in code has
+    the cache off unless asked, so that an app made for a test computes every
+    answer it is asked for. ``cors_origins`` are the browser origins allowed
+    to call the API (none: no CORS headers); ``api_keys`` are the bearer
+    tokens the API accepts (none: no authentication), left out of ``repr``.
     """
 
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
@@ -120,13 +138,16 @@ class Config:
     spec_limits: SpecLimits = field(default_factory=SpecLimits)
     statistics_limits: StatisticsLimits = field(default_factory=StatisticsLimits)
     mup_limits: MupLimits = field(default_factory=MupLimits)
+    response_cache_bytes: int = 0
+    cors_origins: tuple[str, ...] = ()
+    api_keys: tuple[str, ...] = field(default=(), repr=False)
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> Config:
         """Read every setting from ``environ`` (default ``os.environ``).
 
         Unset or empty variables keep their defaults. Raises
-        :class:`ConfigError` for a value that is not a positive number.
+        :class:`ConfigError` for a value the service cannot start with.
         """
         if environ is None:
             environ = os.environ
@@ -141,7 +162,56 @@ class Config:
             spec_limits=_read_limits(environ, SpecLimits),
             statistics_limits=_read_limits(environ, StatisticsLimits),
             mup_limits=_read_limits(environ, MupLimits),
+            response_cache_bytes=_read_non_negative(
+                environ,
+                env_variable("response_cache_bytes"),
+                DEFAULT_RESPONSE_CACHE_BYTES,
+            ),
+            cors_origins=_read_origins(environ, env_variable("cors_origins")),
+            api_keys=_read_api_keys(environ, env_variable("api_keys")),
         )
+
+    def faults(self) -> list[str]:
+        """What makes this configuration unusable, one sentence each; [] if none.
+
+        :meth:`from_environ` refuses such values already; this checks a
+        configuration however it was built (the readiness probe asks it).
+        """
+        found = []
+        numbers: list[tuple[str, int | float, int | float]] = [
+            ("max_body_bytes", self.max_body_bytes, 1),
+            ("max_json_depth", self.max_json_depth, 1),
+            ("response_cache_bytes", self.response_cache_bytes, 0),
+        ]
+        for limits in (self.spec_limits, self.statistics_limits, self.mup_limits):
+            numbers += [
+                (limit.name, getattr(limits, limit.name), 1)
+                for limit in dataclasses.fields(limits)
+            ]
+        for name, value, least in numbers:
+            usable = isinstance(value, int | float) and not isinstance(value, bool)
+            if not usable or not math.isfinite(value) or value < least:
+                allowed = "a positive number" if least else "a number >= 0"
+                found.append(
+                    f"{name} = {value!r} ({env_variable(name)}) must be {allowed}."
+                )
+
+        for origin in self.cors_origins:
+            fault = origin_fault(origin)
+            if fault is not None:
+                found.append(
+                    f"the CORS origin {origin!r} ({env_variable('cors_origins')}):"
+                    f" {fault}."
+                )
+        for position, key in enumerate(self.api_keys, start=1):
+            fault = api_key_fault(key)
+            if fault is not None:
+                found.append(
+                    f"API key {position} of {len(self.api_keys)}"
+                    f" ({env_variable('api_keys')}): {fault}."
+                )
+
+        return found
 
 
 def current_config() -> Config:
@@ -166,6 +236,27 @@ def settings() -> list[Setting]:
             env_variable("max_json_depth"),
             DEFAULT_MAX_JSON_DEPTH,
             "Deepest nesting of JSON arrays and objects in a body; deeper gets 400.",
+        ),
+    ]
+    described += [
+        Setting(
+            env_variable("response_cache_bytes"),
+            DEFAULT_RESPONSE_CACHE_BYTES,
+            "Bytes of /v1 answers each worker keeps to repeat byte for byte"
+            " (least recently used out first); 0 turns the cache off.",
+        ),
+        Setting(
+            env_variable("cors_origins"),
+            "",
+            "Browser origins allowed to call the API (CORS), comma-separated and"
+            " exact (https://app.example.com); empty sends no CORS headers.",
+        ),
+        Setting(
+            env_variable("api_keys"),
+            "",
+            "Comma-separated API keys; when set, every endpoint but the"
+            " operations and documentation pages needs `Authorization: Bearer"
+            " <key>` (401 without). Empty turns authentication off.",
         ),
     ]
     for limits_class in (SpecLimits, StatisticsLimits, MupLimits):
@@ -215,3 +306,94 @@ def _read_positive(
         )
 
     return value
+
+
+def origin_fault(origin: str) -> str | None:
+    """Why ``origin`` is not an exact browser origin (``scheme://host[:port]``)."""
+    if origin in ("*", "null"):
+        return f"{origin!r} is not allowed; list each origin in full"
+
+    parts = urlsplit(origin)
+    try:
+        _ = parts.port  # reading the port parses it
+    except ValueError:
+        return "its port is not a number from 0 to 65535"
+    if parts.scheme not in ("http", "https"):
+        return "it must start with http:// or https://"
+    if not parts.hostname or parts.username is not None or parts.password is not None:
+        return "it must name a host, and only a host (no user name)"
+    if parts.path or parts.query or parts.fragment or origin.endswith(("?", "#")):
+        return (
+            "an origin has no path, query or fragment; write it as"
+            f" {parts.scheme}://{parts.netloc}"
+        )
+    if origin != origin.lower():
+        return f"browsers send origins in lower case; write it as {origin.lower()}"
+
+    return None
+
+
+def api_key_fault(key: str) -> str | None:
+    """Why ``key`` cannot be an API key, without quoting it (it is a secret)."""
+    if not _BEARER_TOKEN.fullmatch(key):
+        return f"it may only use {_KEY_ALPHABET}"
+    if len(key) < MIN_API_KEY_LENGTH:
+        return (
+            f"it is {len(key)} characters long; use at least {MIN_API_KEY_LENGTH}"
+            f" (make one with {_NEW_KEY_COMMAND})"
+        )
+
+    return None
+
+
+def _read_non_negative(environ: Mapping[str, str], variable: str, default: int) -> int:
+    raw = environ.get(variable, "").strip()
+    if not raw:
+        return default
+
+    try:
+        value = int(raw)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise ConfigError(
+            f"{variable} must be a non-negative integer (0 turns it off); got"
+            f" {raw!r}. Fix the value or unset {variable} to use the default"
+            f" {default!r}."
+        )
+
+    return value
+
+
+def _comma_separated(environ: Mapping[str, str], variable: str) -> list[str]:
+    """The items of a comma-separated variable, stripped; empty items dropped."""
+    raw = environ.get(variable, "")
+    return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+def _read_origins(environ: Mapping[str, str], variable: str) -> tuple[str, ...]:
+    origins = _comma_separated(environ, variable)
+    for position, origin in enumerate(origins, start=1):
+        fault = origin_fault(origin)
+        if fault is not None:
+            raise ConfigError(
+                f"{variable} must list exact origins (scheme://host[:port],"
+                f" comma-separated); item {position}, {origin!r}, is not one:"
+                f" {fault}. Fix it, or unset {variable} to send no CORS headers."
+            )
+
+    return tuple(dict.fromkeys(origins))
+
+
+def _read_api_keys(environ: Mapping[str, str], variable: str) -> tuple[str, ...]:
+    keys = _comma_separated(environ, variable)
+    for position, key in enumerate(keys, start=1):
+        fault = api_key_fault(key)
+        if fault is not None:
+            # The key itself is never quoted: error messages end up in logs.
+            raise ConfigError(
+                f"{variable}: key {position} of {len(keys)} is not usable: {fault}."
+                f" Fix it, or unset {variable} to turn authentication off."
+            )
+
+    return tuple(dict.fromkeys(keys))

@@ -19,9 +19,12 @@ from apispec.ext.marshmallow import MarshmallowPlugin
 from initlab import __version__
 from initlab.core.schemes import scheme_catalogue
 from initlab.web.app import OPENAPI_MEDIA_TYPE, REQUEST_ID_HEADER, REQUEST_ID_PATTERN
+from initlab.web.cache import CACHE_HEADER
 from initlab.web.config import settings
+from initlab.web.docs import HTML_MEDIA_TYPE, SWAGGER_UI_VERSION
 from initlab.web.jsonio import JSON_MEDIA_TYPE
 from initlab.web.problems import PROBLEM_KINDS, PROBLEM_MEDIA_TYPE
+from initlab.web.readiness import NOT_READY, ReadinessSchema
 from initlab.web.schemas.catalog import (
     ActivationQuerySchema,
     ActivationsResponseSchema,
@@ -60,8 +63,16 @@ from initlab.web.schemas.statistics import (
     StatisticsRequestSchema,
     StatisticsResponseSchema,
 )
+from initlab.web.security import CHALLENGE, UNAUTHORIZED
 
 OPENAPI_VERSION = "3.1.0"
+# The Prometheus text exposition format /metrics answers in.
+METRICS_CONTENT_TYPE = "text/plain; version=0.0.4"
+SECURITY_SCHEME = "ApiKey"
+# A key, or none: the keys are enforced only when the operator turns them on.
+API_KEY_SECURITY = [{SECURITY_SCHEME: []}, {}]
+# Every kind of problem the service answers with, the web layer's included.
+ALL_PROBLEM_KINDS = (*PROBLEM_KINDS, UNAUTHORIZED, NOT_READY)
 
 DESCRIPTION = """\
 Per-layer initialization recommendations for a neural-network architecture
@@ -83,9 +94,55 @@ Every response carries `X-Request-ID`: the client's own when it sends a sane one
 (1 to 128 of `A-Z a-z 0-9 . _ ~ : / + = -`), else one the service made up.
 Problem responses repeat it as `instance`.
 
-Limits are server configuration: environment variables (with their defaults):
+**API keys** are off unless the operator sets INITLAB_API_KEYS. When on, every
+/v1 operation needs `Authorization: Bearer <key>` with one of the keys and
+answers 401 `unauthorized` (with `WWW-Authenticate: Bearer realm="initlab"`)
+without it; /healthz, /readyz, /metrics, /openapi.yaml and /docs never do.
+
+**Cached answers**: a 200 answer of a /v1 operation may come from the
+answering worker's response cache (`X-Cache: hit`, else `miss`); it is byte for
+byte the answer the computation gives.
+
+**CORS** headers are sent only to the browser origins the operator lists in
+INITLAB_CORS_ORIGINS (methods GET and POST; request headers Content-Type,
+Authorization and X-Request-ID; X-Request-ID exposed).
+
+**Operations**: /healthz says the process answers; /readyz that the worker's
+self-check passed (recommendations computed through the core equal their
+closed forms, and the settings are usable); /metrics gives Prometheus metrics
+summed over every worker; /docs renders this document, with everything it
+needs served by the service itself.
+
+Settings are server configuration: environment variables (with their defaults):
 
 {limits}
+"""
+
+READINESS_DESCRIPTION = """\
+Runs once per worker process, on its first call, and keeps the outcome:
+recommendations for a 784 → 256 ReLU layer are computed through the core and
+compared with their closed forms to 1e-12 relative (kaiming_normal std
+√(2/784), He et al. 2015; xavier_uniform bound √(6/(784+256)), Glorot & Bengio
+2010; lecun_normal std √(1/784), LeCun et al. 1998), and the configuration is
+checked. A 503 `not-ready` problem names the checks that failed and lists all
+of them under `checks`. /healthz stays the cheap liveness probe.
+"""
+
+METRICS_DESCRIPTION = """\
+Prometheus text format 0.0.4, summed over every gunicorn worker whichever
+answers (prometheus_client's multiprocess mode): `initlab_http_requests_total`
+by method, route template (`unmatched` for any path no route serves) and
+status; `initlab_http_request_duration_seconds` by route;
+`initlab_refusals_total` by problem type slug (`reason`) and, for
+`limit-exceeded`, the `limit`; `initlab_compute_seconds` (time in the route's
+handler) by route; `initlab_response_cache_lookups_total` by `result` (hit,
+miss) and `initlab_response_cache_bytes` (summed over the live workers).
+"""
+
+DOCS_DESCRIPTION = f"""\
+This document rendered by Swagger UI {SWAGGER_UI_VERSION}, from /openapi.yaml.
+The page's stylesheet, scripts and icons are served by the service under
+/docs/assets/; it asks no other host (its Content-Security-Policy says so).
 """
 
 STATISTICS_DESCRIPTION = """\
@@ -138,6 +195,11 @@ c*, the correlation depth scale ξ_c and the phase, with the edge of chaos
 # Problem responses, by status, and the operations each applies to.
 _PROBLEM_RESPONSES = {
     "400": ("BadRequest", "The body is not strict JSON or not a JSON object."),
+    "401": (
+        "Unauthorized",
+        "API keys are on (INITLAB_API_KEYS) and the request sent no"
+        " `Authorization: Bearer <key>` with an accepted key.",
+    ),
     "413": ("PayloadTooLarge", "The body is larger than INITLAB_MAX_BODY_BYTES."),
     "415": ("UnsupportedMediaType", "The body is not sent as application/json."),
     "422": (
@@ -148,6 +210,10 @@ _PROBLEM_RESPONSES = {
     "500": (
         "InternalServerError",
         "A bug; only the request id is returned, the traceback is logged.",
+    ),
+    "503": (
+        "NotReady",
+        "The worker's self-check failed; `checks` lists each check and its outcome.",
     ),
 }
 
@@ -298,7 +364,36 @@ def _add_components(spec: APISpec) -> None:
     spec.components.schema("ActivationsResponse", schema=ActivationsResponseSchema)
     spec.components.schema("SchemesResponse", schema=SchemesResponseSchema)
     spec.components.schema("Health", schema=HealthSchema)
+    spec.components.schema("Readiness", schema=ReadinessSchema)
+    spec.components.security_scheme(
+        SECURITY_SCHEME,
+        {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "An API key, sent as `Authorization: Bearer <key>`."
+            " Enforced only when the operator turns keys on (INITLAB_API_KEYS);"
+            " otherwise no key is needed and one sent is ignored.",
+        },
+    )
 
+    spec.components.header(
+        "Cache",
+        {
+            "description": "`hit` when the answer came from the worker's response"
+            " cache, `miss` when it was computed; absent when the cache is off.",
+            "required": False,
+            "schema": {"type": "string", "enum": ["hit", "miss"]},
+        },
+    )
+    spec.components.header(
+        "WWWAuthenticate",
+        {
+            "description": "The challenge: `" + CHALLENGE + "`, with"
+            ' `error="invalid_token"` when a key was sent but not accepted.',
+            "required": True,
+            "schema": {"type": "string"},
+        },
+    )
     spec.components.header(
         "RequestId",
         {
@@ -324,16 +419,21 @@ def _add_components(spec: APISpec) -> None:
 
 
 def _problem_response(description: str, status: str) -> dict[str, Any]:
-    kinds = [kind for kind in PROBLEM_KINDS if str(kind.status) == status]
+    kinds = [kind for kind in ALL_PROBLEM_KINDS if str(kind.status) == status]
     kinds_text = ", ".join(f"`{kind.slug}`" for kind in kinds)
+    headers = {REQUEST_ID_HEADER: {"$ref": "#/components/headers/RequestId"}}
+    if status == "401":
+        headers["WWW-Authenticate"] = {"$ref": "#/components/headers/WWWAuthenticate"}
     return {
         "description": f"{description} Problem types: {kinds_text}.",
-        "headers": {REQUEST_ID_HEADER: {"$ref": "#/components/headers/RequestId"}},
+        "headers": headers,
         "content": {PROBLEM_MEDIA_TYPE: {"schema": "Problem"}},
     }
 
 
-def _ok(description: str, schema: str, media_type: str = JSON_MEDIA_TYPE) -> dict:
+def _ok(
+    description: str, schema: str | dict[str, Any], media_type: str = JSON_MEDIA_TYPE
+) -> dict:
     return {
         "description": description,
         "headers": {REQUEST_ID_HEADER: {"$ref": "#/components/headers/RequestId"}},
@@ -345,10 +445,32 @@ def _problems(*statuses: str) -> dict[str, Any]:
     return {status: _PROBLEM_RESPONSES[status][0] for status in statuses}
 
 
+def _protected(operation: dict[str, Any]) -> dict[str, Any]:
+    """A /v1 operation: behind the optional API key, its 200 possibly cached."""
+    responses = dict(operation["responses"])
+    responses["401"] = _PROBLEM_RESPONSES["401"][0]
+    ok = dict(responses["200"])
+    ok["headers"] = {
+        **ok["headers"],
+        CACHE_HEADER: {"$ref": "#/components/headers/Cache"},
+    }
+    responses["200"] = ok
+    return {
+        **operation,
+        "security": API_KEY_SECURITY,
+        "responses": {status: responses[status] for status in sorted(responses)},
+    }
+
+
 def _add_paths(spec: APISpec) -> None:
     request_id = "RequestId"
 
-    spec.path(
+    def add(path: str, operations: dict[str, dict[str, Any]]) -> None:
+        if path.startswith("/v1/"):
+            operations = {verb: _protected(op) for verb, op in operations.items()}
+        spec.path(path=path, operations=operations)
+
+    add(
         path="/v1/recommendations",
         operations={
             "post": {
@@ -370,7 +492,7 @@ def _add_paths(spec: APISpec) -> None:
             }
         },
     )
-    spec.path(
+    add(
         path="/v1/statistics",
         operations={
             "post": {
@@ -394,7 +516,7 @@ def _add_paths(spec: APISpec) -> None:
             }
         },
     )
-    spec.path(
+    add(
         path="/v1/specs/import",
         operations={
             "post": {
@@ -418,7 +540,7 @@ def _add_paths(spec: APISpec) -> None:
             }
         },
     )
-    spec.path(
+    add(
         path="/v1/specs/expand",
         operations={
             "post": {
@@ -452,7 +574,7 @@ def _add_paths(spec: APISpec) -> None:
             }
         },
     )
-    spec.path(
+    add(
         path="/v1/presets",
         operations={
             "get": {
@@ -468,7 +590,7 @@ def _add_paths(spec: APISpec) -> None:
             }
         },
     )
-    spec.path(
+    add(
         path="/v1/mup/table",
         operations={
             "post": {
@@ -492,7 +614,7 @@ def _add_paths(spec: APISpec) -> None:
             }
         },
     )
-    spec.path(
+    add(
         path="/v1/mup/coord-check",
         operations={
             "post": {
@@ -520,7 +642,7 @@ def _add_paths(spec: APISpec) -> None:
             }
         },
     )
-    spec.path(
+    add(
         path="/v1/mup/transfer-check",
         operations={
             "post": {
@@ -548,7 +670,7 @@ def _add_paths(spec: APISpec) -> None:
             }
         },
     )
-    spec.path(
+    add(
         path="/v1/visualizations/propagation",
         operations={
             "get": {
@@ -568,7 +690,7 @@ def _add_paths(spec: APISpec) -> None:
             }
         },
     )
-    spec.path(
+    add(
         path="/v1/visualizations/phase-diagram",
         operations={
             "get": {
@@ -588,7 +710,7 @@ def _add_paths(spec: APISpec) -> None:
             }
         },
     )
-    spec.path(
+    add(
         path="/v1/activations",
         operations={
             "get": {
@@ -609,7 +731,7 @@ def _add_paths(spec: APISpec) -> None:
             }
         },
     )
-    spec.path(
+    add(
         path="/v1/schemes",
         operations={
             "get": {
@@ -624,7 +746,7 @@ def _add_paths(spec: APISpec) -> None:
             }
         },
     )
-    spec.path(
+    add(
         path="/healthz",
         operations={
             "get": {
@@ -639,7 +761,60 @@ def _add_paths(spec: APISpec) -> None:
             }
         },
     )
-    spec.path(
+    add(
+        path="/readyz",
+        operations={
+            "get": {
+                "operationId": "ready",
+                "tags": ["operations"],
+                "summary": "Whether this worker computes known answers right and its"
+                " settings hold.",
+                "description": READINESS_DESCRIPTION,
+                "parameters": [request_id],
+                "responses": {
+                    "200": _ok("Every check passed.", "Readiness"),
+                    **_problems("500", "503"),
+                },
+            }
+        },
+    )
+    add(
+        path="/metrics",
+        operations={
+            "get": {
+                "operationId": "metrics",
+                "tags": ["operations"],
+                "summary": "Prometheus metrics of every worker.",
+                "description": METRICS_DESCRIPTION,
+                "parameters": [request_id],
+                "responses": {
+                    "200": _ok(
+                        "The metrics, in the text exposition format.",
+                        {"type": "string"},
+                        METRICS_CONTENT_TYPE,
+                    ),
+                    **_problems("500"),
+                },
+            }
+        },
+    )
+    add(
+        path="/docs",
+        operations={
+            "get": {
+                "operationId": "docs",
+                "tags": ["operations"],
+                "summary": "This document as a web page (Swagger UI, offline).",
+                "description": DOCS_DESCRIPTION,
+                "parameters": [request_id],
+                "responses": {
+                    "200": _ok("The page.", {"type": "string"}, HTML_MEDIA_TYPE),
+                    **_problems("500"),
+                },
+            }
+        },
+    )
+    add(
         path="/openapi.yaml",
         operations={
             "get": {
@@ -668,14 +843,14 @@ def _kinds_table() -> str:
     rows = ["| status | type | when |", "|---|---|---|"]
     rows += [
         f"| {kind.status} | `{kind.type}` | {kind.description} |"
-        for kind in PROBLEM_KINDS
+        for kind in ALL_PROBLEM_KINDS
     ]
     return "\n".join(rows)
 
 
 def _limits() -> str:
     return "\n".join(
-        f"- `{setting.variable}` ({setting.default}): {setting.description}"
+        f"- `{setting.variable}` ({setting.default or 'unset'}): {setting.description}"
         for setting in settings()
     )
 
