@@ -22,9 +22,10 @@ scrape: prometheus_client's multiprocess mode has each worker write its values
 to files in ``PROMETHEUS_MULTIPROC_DIR`` and adds them up when read. The mode
 is chosen when prometheus_client is first imported, so the variable is set
 here, before the app is preloaded: when unset, to a new private temporary
-directory, removed when gunicorn exits. Its metric files (``*.db``) are deleted
-at start, since values of an earlier run would be added in, and a worker's live
-gauges when it exits; its counters stay, so counts survive worker restarts.
+directory, removed when gunicorn exits (a directory given must exist). Its
+metric files (``*.db``) are deleted at start, since values of an earlier run
+would be added in, and a worker's live gauges when it exits; its counters
+stay, so counts survive worker restarts.
 
 A value that is not a positive integer stops gunicorn with one line naming the
 variable (a ``SystemExit``, which gunicorn does not wrap in "Failed to read
@@ -35,6 +36,7 @@ own words (``make serve`` checks it beforehand and names it).
 
 from __future__ import annotations
 
+import atexit
 import glob
 import os
 import shutil
@@ -50,10 +52,22 @@ for _variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 # once, when imported. Gunicorn runs this file again on a reload (SIGHUP); the
 # variable is set by then, so the directory stays the same.
 _METRICS_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
-_private_metrics_directory = None
+
+
+def _remove_directory(directory: str, owner_pid: int) -> None:
+    """Remove ``directory`` when the process that made it exits.
+
+    Gunicorn's workers are forks that leave through ``sys.exit`` and so run the
+    exit handlers too; only the process that made the directory removes it.
+    """
+    if os.getpid() == owner_pid:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
 if not os.environ.get(_METRICS_VARIABLE, "").strip():
     _private_metrics_directory = tempfile.mkdtemp(prefix="initlab-metrics-")
     os.environ[_METRICS_VARIABLE] = _private_metrics_directory
+    atexit.register(_remove_directory, _private_metrics_directory, os.getpid())
 
 
 def _positive_int(variable: str, default: int) -> int:
@@ -105,7 +119,6 @@ def on_starting(server: object) -> None:
     reload, when the workers' files must stay.
     """
     directory = os.environ[_METRICS_VARIABLE]
-    os.makedirs(directory, exist_ok=True)
     for path in glob.glob(os.path.join(directory, "*.db")):
         os.remove(path)
 
@@ -115,9 +128,3 @@ def child_exit(server: object, worker: object) -> None:
     from prometheus_client import multiprocess
 
     multiprocess.mark_process_dead(worker.pid)
-
-
-def on_exit(server: object) -> None:
-    """Remove the metrics directory if this file made it."""
-    if _private_metrics_directory is not None:
-        shutil.rmtree(_private_metrics_directory, ignore_errors=True)

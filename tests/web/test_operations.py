@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import subprocess
@@ -392,3 +393,24 @@ def test_a_missing_metrics_directory_stops_the_start(tmp_path) -> None:
         f" metrics to; got {str(missing)!r}, which is not one. Create it, or unset"
         " the variable (gunicorn.conf.py then makes a private one).\n"
     )
+
+
+def test_a_metric_that_cannot_be_written_does_not_fail_the_request(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    app = create_app(Config())
+    metrics = app.extensions["initlab.metrics"]
+
+    def unwritable(*labels: str):
+        raise FileNotFoundError(2, "No such file or directory", "counter_1.db")
+
+    metrics.requests.labels = unwritable
+    client = app.test_client()
+
+    with caplog.at_level(logging.ERROR, logger="initlab.web"):
+        answers = [client.get("/v1/activations?name=relu") for _ in range(3)]
+
+    assert [answer.status_code for answer in answers] == [200, 200, 200]
+    errors = [record.getMessage() for record in caplog.records]
+    assert len(errors) == 1
+    assert "metrics not recorded" in errors[0] and "counter_1.db" in errors[0]

@@ -19,8 +19,10 @@ limit (empty for refusals that are not about a limit).
 
 from __future__ import annotations
 
+import logging
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, values
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
@@ -28,6 +30,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 
 from initlab.web.config import ConfigError
 
+error_log = logging.getLogger("initlab.web")
 MULTIPROCESS_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
 # The Prometheus text exposition format, version 0.0.4.
 METRICS_MEDIA_TYPE = CONTENT_TYPE_PLAIN_0_0_4
@@ -70,6 +73,7 @@ class Metrics:
         # the metrics belong to no registry; otherwise to this one alone.
         self.registry = None if self.directory else CollectorRegistry()
         self.limit_names = frozenset(limit_names)
+        self._failed = False
         registry = self.registry
 
         self.requests = Counter(
@@ -118,23 +122,41 @@ class Metrics:
     ) -> None:
         """Count one answered request and its latency."""
         method = method if method in KNOWN_METHODS else OTHER_METHOD
-        self.requests.labels(method, route, str(status)).inc()
-        self.latency.labels(route).observe(duration_seconds)
+        with self._recording():
+            self.requests.labels(method, route, str(status)).inc()
+            self.latency.labels(route).observe(duration_seconds)
 
     def observe_refusal(self, reason: str, limit: str | None = None) -> None:
         """Count one refused request; ``limit`` names the limit it went over."""
         if limit is not None and limit not in self.limit_names:
             limit = "other"
-        self.refusals.labels(reason, limit or "").inc()
+        with self._recording():
+            self.refusals.labels(reason, limit or "").inc()
 
     def observe_compute(self, route: str, seconds: float) -> None:
-        self.compute.labels(route).observe(seconds)
+        with self._recording():
+            self.compute.labels(route).observe(seconds)
 
     def observe_cache_lookup(self, hit: bool) -> None:
-        self.cache_lookups.labels("hit" if hit else "miss").inc()
+        with self._recording():
+            self.cache_lookups.labels("hit" if hit else "miss").inc()
 
     def set_cache_bytes(self, size: int) -> None:
-        self.cache_bytes.set(size)
+        with self._recording():
+            self.cache_bytes.set(size)
+
+    @contextmanager
+    def _recording(self) -> Iterator[None]:
+        """Record, or log why not: a metrics file that cannot be written (its
+        directory removed under the service) must not fail the request."""
+        try:
+            yield
+        except OSError as error:
+            if not self._failed:
+                error_log.error(
+                    "metrics not recorded (this is said once per process): %s", error
+                )
+            self._failed = True
 
     def exposition(self) -> bytes:
         """Every metric in the text format, summed over all processes if several."""
