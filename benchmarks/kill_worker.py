@@ -14,7 +14,7 @@ kernel's out-of-memory killer does):
      connection closes with no answer); wrk's requests all succeed, since a
      sync worker holds no other request; the same request sent again after
      the respawn is answered.
-  2. the oldest worker, ``--kills`` times (default 5) at moments spread over
+  2. the newest worker, ``--kills`` times (default 5) at moments spread over
      a second run of the cheap load. Expected: at most one of wrk's requests
      fails per kill, the one that worker was serving (wrk counts it as a read
      error); a kill between two requests fails none.
@@ -128,11 +128,17 @@ class Respawn:
     whole_at: float | None = None
 
     def describe(self, killed_at: float) -> str:
-        if self.noticed_at is None or self.whole_at is None:
+        if self.whole_at is None:
             return f"no replacement within {RESPAWN_DEADLINE_SECONDS:g} s"
+        if self.noticed_at is None:
+            return (
+                f"the worker had exited by itself just before (max_requests): no"
+                f" SIGKILL in the master's log; worker {self.booted_pid} booted,"
+                f" all workers up again {ms(self.whole_at - killed_at)} after the kill"
+            )
         return (
-            f"the master logged the SIGKILL {ms(self.noticed_at - killed_at)} and"
-            f" booted worker {self.booted_pid}; all workers up again"
+            f"the master logged the SIGKILL after {ms(self.noticed_at - killed_at)}"
+            f" and booted worker {self.booted_pid}; all workers up again"
             f" {ms(self.whole_at - killed_at)} after the kill"
         )
 
@@ -149,28 +155,37 @@ def wait_for_respawn(
     The replacement is the worker whose boot the log shows first after the
     master's line about the SIGKILL: with max_requests, workers that finish
     their quota are replaced at any moment too, so a new pid alone does not
-    tell which event it answers.
+    tell which event it answers. A worker that exited by itself just before
+    the signal landed leaves no such line: after half a second without it,
+    the first boot after the kill is taken.
     """
     respawn = Respawn()
     seen = ""
+    after = None
+    gone_since = None
     deadline = time.monotonic() + RESPAWN_DEADLINE_SECONDS
     while time.monotonic() < deadline:
-        with open(server.log_path, errors="replace") as log:
+        with open(server.log_path, "rb") as log:
             log.seek(log_offset)
-            seen += log.read()
-            log_offset = log.tell()
+            chunk = log.read()
+        log_offset += len(chunk)
+        seen += chunk.decode(errors="replace")
         now = time.perf_counter() - clock
-        if respawn.noticed_at is None:
+        if after is None:
             for match in SIGKILL_LINE.finditer(seen):
                 if int(match.group(1)) == killed:
                     respawn.noticed_at = now
-                    seen = seen[match.end() :]
+                    after = match.end()
                     break
-        if respawn.noticed_at is not None and respawn.booted_pid is None:
-            booted = BOOTED_LINE.search(seen)
+        workers = server.worker_pids()
+        if killed not in workers and gone_since is None:
+            gone_since = now
+        if after is None and gone_since is not None and now - gone_since > 0.5:
+            after = 0
+        if after is not None and respawn.booted_pid is None:
+            booted = BOOTED_LINE.search(seen, after)
             if booted:
                 respawn.booted_pid = int(booted.group(1))
-        workers = server.worker_pids()
         if (
             respawn.booted_pid is not None
             and killed not in workers
@@ -261,9 +276,9 @@ def phase_busy_worker(
 def phase_cheap_workers(
     server: Gunicorn, manifest: Path, seconds: int, kills: int, problems: list[str]
 ) -> None:
-    """Kills 2 …: the oldest worker, at moments spread over the cheap load."""
+    """Kills 2 …: the newest worker, at moments spread over the cheap load."""
     print(
-        f"2. SIGKILL the oldest worker {kills} times while the workers serve the"
+        f"2. SIGKILL the newest worker {kills} times while the workers serve the"
         " cheap load"
     )
     clock = time.perf_counter()
@@ -272,9 +287,11 @@ def phase_cheap_workers(
     moments = [seconds * (0.25 + 0.5 * i / max(kills - 1, 1)) for i in range(kills)]
     for moment in moments:
         time.sleep(max(0.0, moment - (time.perf_counter() - clock)))
-        # Chosen at the last moment: max_requests may have replaced any worker.
+        # Chosen at the last moment, the newest: max_requests may have
+        # replaced any worker meanwhile, and the oldest is the nearest to
+        # its own replacement.
         for _ in range(10):
-            victim = server.worker_pids()[0]
+            victim = server.worker_pids()[-1]
             offset = log_size(server)
             try:
                 os.kill(victim, signal.SIGKILL)
@@ -301,7 +318,8 @@ def phase_cheap_workers(
         print(
             f"   {report.socket_errors} of {kills} kills caught a request in"
             " flight (its connection closed before an answer: wrk's read"
-            " errors); the others fell between two requests"
+            " errors); the others found the worker owing no answer (between"
+            " two requests, or its answer already written)"
         )
 
 
@@ -341,7 +359,7 @@ def main() -> int:
             status, _ = loadkit.http_get(server.port, "/healthz", timeout=10)
             workers = server.worker_pids()
             print(
-                f"after both kills: workers {workers} (at the start {originals}),"
+                f"after the kills: workers {workers} (at the start {originals}),"
                 f" GET /healthz {status}"
             )
             if status != 200:
@@ -370,7 +388,7 @@ def main() -> int:
     else:
         print(
             "as expected: only the killed workers' in-flight requests failed, and"
-            " the master replaced both workers"
+            " the master replaced every killed worker"
         )
     print(loadkit.rerun_line("benchmarks/kill_worker.py", sys.argv[1:]))
     return 1 if problems else 0

@@ -17,20 +17,22 @@ answers them; the cheap ones are the same request again and again. Beside
 the load, a probe sends GET /healthz once every 0.25 s (one at a time, a new
 connection each, 60 s timeout) and records each latency.
 
-The report: per kind, answers, requests/s, p50, p99 and max latency, non-2xx
-answers and socket errors (wrk's connect, read, write and timeout counts);
-the probe's p50, p99 and max and how many checks took over 1 s. The exit
-status is 1 when any request failed (``--check``: also when a health check
-took over 1 s).
+The report: per kind, answers, requests/s, p50, p99 and max latency ("-"
+when none was answered within the run), non-2xx answers and socket errors
+(wrk's connect, read, write and timeout counts); the probe's p50, p99 and
+max and how many checks took over 1 s. The exit status is 1 when any
+request failed (``--check``: also when a health check took over 1 s).
 
 The service runs as ``make serve`` runs it (``gunicorn --config
 service/gunicorn.conf.py``, sync workers). ``--compare`` runs the same load
 again on alternatives given on gunicorn's command line, to see which keeps
 the health check within 1 s while every sync worker is busy with a
 multi-second request: four sync workers; gthread workers (2 × 4 threads),
-which accept every connection and queue it for their threads; and the same
-with ``--worker-connections 4``, so that a worker accepts a connection only
-when one of its threads is free.
+which accept every connection and queue it for their threads; the same with
+``--worker-connections 4``, so that a worker accepts a connection only when
+one of its threads is free; and that without recycling (``--max-requests
+0``): a gthread worker that reaches max_requests stops accepting until its
+last request, a multi-second one too, is done, and only then is replaced.
 ``--gunicorn "OPTIONS"`` runs one configuration of your own instead.
 
 Usage: python benchmarks/load_run.py [--seconds S] [--compare]
@@ -53,12 +55,16 @@ from loadkit import Gunicorn, HealthProbe, ProbeResult, RequestKind, WrkReport
 HEALTH_GOAL_SECONDS = 1.0
 PROBE_INTERVAL_SECONDS = 0.25
 GTHREAD = ("--worker-class", "gthread", "--threads", "4")
+# A gthread worker accepts up to worker_connections (default 1000) and queues
+# them for its threads; at 4 it accepts only with a thread free.
+BOUNDED = (*GTHREAD, "--worker-connections", "4")
 ALTERNATIVES = {
     "sync, 4 workers": ("--workers", "4"),
     "gthread, 2 workers × 4 threads": GTHREAD,
-    # A gthread worker accepts up to worker_connections (default 1000) and
-    # queues them for its threads; at 4 it accepts only with a thread free.
-    "gthread, 2 × 4 threads, 4 connections": (*GTHREAD, "--worker-connections", "4"),
+    "gthread, 2 × 4 threads, 4 connections": BOUNDED,
+    # A gthread worker at its max_requests stops accepting and finishes its
+    # requests first, a multi-second one too, before the master replaces it.
+    "the same, max_requests 0": (*BOUNDED, "--max-requests", "0"),
 }
 
 
@@ -142,6 +148,13 @@ def run_configuration(
     return Outcome(label, workers, list(zip(groups, reports, strict=True)), checks)
 
 
+def latency(report: WrkReport, percent: float | None) -> str:
+    """A percentile (the maximum for None) in ms; "-" when nothing was answered."""
+    if not report.requests:
+        return "-"
+    return f"{report.max_ms if percent is None else report.p(percent):.1f}"
+
+
 def print_outcome(outcome: Outcome, command: str) -> None:
     print(f"== {outcome.label}: {command}, {outcome.workers}")
     print(
@@ -152,8 +165,9 @@ def print_outcome(outcome: Outcome, command: str) -> None:
         label = ("expensive: " if group.expensive else "cheap: ") + group.kind.name
         print(
             f"{label:32} {group.connections:>7} {report.requests:>7}"
-            f" {report.rate:7.1f} {report.p(50):8.1f} {report.p(99):8.1f}"
-            f" {report.max_ms:8.1f} {report.non_2xx:>7} {report.socket_errors:>6}"
+            f" {report.rate:7.1f} {latency(report, 50):>8} {latency(report, 99):>8}"
+            f" {latency(report, None):>8} {report.non_2xx:>7}"
+            f" {report.socket_errors:>6}"
         )
         odd = {s: n for s, n in report.statuses.items() if not 200 <= s < 300}
         if odd or report.socket_errors:
@@ -240,7 +254,7 @@ def main() -> int:
             seconds = outcome.probe_seconds
             print(
                 f"{outcome.label:40}"
-                + "".join(f" {report.p(99):12.1f}" for _, report in outcome.reports)
+                + "".join(f" {latency(r, 99):>12}" for _, r in outcome.reports)
                 + f" {1000 * loadkit.percentile(seconds, 99):10.1f}"
                 f" {1000 * max(seconds):10.1f}"
                 f" {outcome.request_failures + outcome.probe_failures:>6}"

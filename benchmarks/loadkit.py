@@ -499,8 +499,8 @@ def http_get(port: int, path: str, *, timeout: float) -> tuple[int, bytes]:
 # --- /proc ----------------------------------------------------------------------------
 
 
-def parse_stat(text: str) -> tuple[int, int]:
-    """(pid, parent pid) from the text of ``/proc/<pid>/stat``.
+def parse_stat(text: str) -> tuple[int, str, int]:
+    """(pid, state, parent pid) from the text of ``/proc/<pid>/stat``.
 
     The command name (field 2) sits in parentheses and may itself hold spaces
     and parentheses, so the fields after it are read from the last ``)``
@@ -508,21 +508,24 @@ def parse_stat(text: str) -> tuple[int, int]:
     """
     pid = int(text.split(" ", 1)[0])
     after_name = text[text.rindex(")") + 1 :].split()
-    return pid, int(after_name[1])
+    return pid, after_name[0], int(after_name[1])
 
 
 def children_of(parent: int) -> list[int]:
-    """The pids whose parent is ``parent``, ascending (from every /proc/<pid>/stat)."""
+    """The live children of ``parent``, ascending (from every /proc/<pid>/stat).
+
+    A child that has exited but is not yet reaped (state Z or X) is not live.
+    """
     children = []
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():
             continue
         try:
             with open(f"/proc/{entry.name}/stat") as stat:
-                pid, ppid = parse_stat(stat.read())
+                pid, state, ppid = parse_stat(stat.read())
         except (OSError, ValueError, IndexError):
             continue  # The process ended between the listing and the read.
-        if ppid == parent:
+        if ppid == parent and state not in ("Z", "X"):
             children.append(pid)
 
     return sorted(children)

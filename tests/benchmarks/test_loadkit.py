@@ -198,12 +198,13 @@ def test_a_manifest_needs_a_request(tmp_path):
 def test_stat_is_read_past_a_command_name_with_parentheses_and_spaces():
     text = "4242 (gunicorn: worker [x) (y]) S 4200 4242 4242 0 -1 4194560 52 0"
 
-    assert loadkit.parse_stat(text) == (4242, 4200)
+    assert loadkit.parse_stat(text) == (4242, "S", 4200)
 
 
 def test_stat_of_this_process_gives_its_pid_and_parent():
     with open("/proc/self/stat") as stat:
-        assert loadkit.parse_stat(stat.read()) == (os.getpid(), os.getppid())
+        # Running: it is this process that reads the file.
+        assert loadkit.parse_stat(stat.read()) == (os.getpid(), "R", os.getppid())
 
 
 def test_children_of_this_process_include_a_child_it_started():
