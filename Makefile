@@ -76,6 +76,18 @@ load: $(BIN)/.installed wrk
 	$(BIN)/python benchmarks/kill_worker.py
 	$(BIN)/python benchmarks/memory_growth.py
 
+# The browser the page's tests (tests/browser) drive through Playwright:
+# Debian's Chromium at /usr/bin/chromium, so nothing is downloaded. Installed
+# here when missing, as root (CI, this machine); otherwise it says how.
+.PHONY: browser
+
+browser:
+	@if [ -x /usr/bin/chromium ]; then :; \
+	elif [ "$$(id -u)" = 0 ]; then \
+		apt-get update -qq && apt-get install -y --no-install-recommends chromium; \
+	else echo "Chromium is not installed at /usr/bin/chromium: run sudo apt-get install -y --no-install-recommends chromium" >&2; exit 1; fi
+	@test -x /usr/bin/chromium || { echo "apt-get installed no /usr/bin/chromium" >&2; exit 1; }
+
 # Regenerate tests/fixtures/reference from PyTorch, Keras and JAX themselves.
 # Needs the optional reference libraries: see tools/README.md.
 fixtures:
