@@ -147,8 +147,12 @@ function showProblem(container, error, form) {
           ],
         )
       : null,
+    error.status === 401 ? el("p", { text: "Enter the key under “API key” above, then ask again." }) : null,
     problem.instance ? el("p", { class: "problem-instance" }, ["Request id: ", el("code", { text: problem.instance })]) : null,
   ]);
+  if (error.status === 401) {
+    $("api-key").closest("details").open = true;
+  }
   for (const fieldError of errors) {
     const name = fieldError.parameter ?? String(fieldError.pointer || "").split("/")[1];
     const control = name ? form.elements.namedItem(name) : null;
