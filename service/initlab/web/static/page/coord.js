@@ -71,9 +71,9 @@ export function renderCoord(answer, elements) {
     elements.summaries,
     answer.parametrizations.map((p) =>
       el("li", { "data-parametrization": p.name, "data-hidden-flat": String(p.hidden_flat) }, [
-        el("strong", { text: `${NAMES[p.name]}: ` }),
+        // The summary names its parametrization ("SP: 1 of 1 hidden layers not flat …").
         el("span", { class: `verdict ${p.hidden_flat ? "verdict-stable" : "verdict-exploding"}`, text: p.hidden_flat ? "flat" : "not flat" }),
-        el("span", { class: "reason", text: ` — ${p.summary}` }),
+        el("span", { text: ` ${p.summary}` }),
       ]),
     ),
   );
