@@ -33,7 +33,7 @@ $(BIN)/.installed: requirements/dev.txt requirements/client-wheels.txt service/p
 serve: $(BIN)/.installed
 	$(BIN)/gunicorn --config service/gunicorn.conf.py initlab.web.wsgi:app
 
-test: $(BIN)/.installed
+test: $(BIN)/.installed browser
 	$(BIN)/ruff check service client tests tools
 	$(BIN)/ruff format --check service client tests tools
 	$(BIN)/python -m pytest

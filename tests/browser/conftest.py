@@ -11,13 +11,6 @@ how to install it: a page nobody checked is not a pass.
 from __future__ import annotations
 
 import os
-import signal
-import socket
-import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,12 +40,6 @@ VIEWPORT = {"width": 1280, "height": 900}
 WAIT_MS = 30_000
 ARTIFACTS_VARIABLE = "INITLAB_ARTIFACTS"
 
-# The served app with the page registered on it, until initlab.web.app
-# registers the page itself (then the suite's live server serves it).
-PAGE_WSGI = "tests.browser.page_wsgi:app"
-START_DEADLINE_SECONDS = 60.0
-STOP_DEADLINE_SECONDS = 15.0
-
 
 @dataclass
 class PageSession:
@@ -69,15 +56,9 @@ class PageSession:
 
 
 @pytest.fixture(scope="session")
-def page_url(request: pytest.FixtureRequest, tmp_path_factory: Any) -> Iterator[str]:
-    """Base URL of a real gunicorn serving the page at ``/`` on 127.0.0.1."""
-    from initlab.web.app import create_app
-
-    if "page" in create_app().blueprints:
-        yield request.getfixturevalue("live_server_url")
-        return
-
-    yield from _serve(PAGE_WSGI, tmp_path_factory.mktemp("page-server"))
+def page_url(live_server_url: str) -> str:
+    """Base URL of the suite's real gunicorn, which serves the page at ``/``."""
+    return live_server_url
 
 
 def require_chromium(path: Path = CHROMIUM) -> None:
@@ -164,65 +145,3 @@ def _keep_console_error(session: PageSession, message: Any) -> None:
     if message.type != "error" or "Failed to load resource" in message.text:
         return
     session.errors.append(f"console: {message.text}")
-
-
-def _serve(module: str, log_directory: Path) -> Iterator[str]:
-    port = _free_port()
-    base_url = f"http://127.0.0.1:{port}"
-    log_path = log_directory / "gunicorn.log"
-    environment = {**os.environ, "PORT": str(port), "BIND": f"127.0.0.1:{port}"}
-    gunicorn = str(Path(sys.executable).parent / "gunicorn")
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(
-            [gunicorn, "--config", "service/gunicorn.conf.py", module],
-            cwd=REPO_ROOT,
-            env=environment,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    try:
-        _wait_until_healthy(process, base_url, log_path)
-        yield base_url
-    finally:
-        _stop(process)
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def _wait_until_healthy(
-    process: subprocess.Popen[bytes], base_url: str, log_path: Path
-) -> None:
-    deadline = time.monotonic() + START_DEADLINE_SECONDS
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(
-                f"the server exited with status {process.returncode} before answering"
-                f" /healthz; its log:\n{log_path.read_text(errors='replace')[-4000:]}"
-            )
-        try:
-            with urllib.request.urlopen(f"{base_url}/healthz", timeout=2) as answer:
-                if answer.status == 200:
-                    return
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            pass
-        time.sleep(0.1)
-
-    pytest.fail(f"the server did not answer /healthz within {START_DEADLINE_SECONDS} s")
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is not None:
-        return
-
-    process.terminate()
-    try:
-        process.wait(timeout=STOP_DEADLINE_SECONDS)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()

@@ -10,10 +10,11 @@ import re
 from pathlib import Path
 
 import pytest
-from flask import Flask
 from flask.testing import FlaskClient
 
-from initlab.web.page import PAGE_DIRECTORY, blueprint
+from initlab.web.app import create_app
+from initlab.web.config import Config
+from initlab.web.page import PAGE_DIRECTORY
 
 # Every relative URL the page names (href/src) and every module a script imports.
 HTML_REFERENCE = re.compile(r'(?:href|src)="(page/[^"]+)"')
@@ -24,9 +25,23 @@ ABSOLUTE_URL = re.compile(r"(?:https?:)?//[a-z0-9-]+(?:\.[a-z0-9-]+)+", re.IGNOR
 
 @pytest.fixture
 def client() -> FlaskClient:
-    app = Flask("page-only")
-    app.register_blueprint(blueprint)
-    return app.test_client()
+    return create_app(Config()).test_client()
+
+
+def test_the_page_and_its_assets_stay_open_when_api_keys_are_on() -> None:
+    key = "k" * 32
+    client = create_app(Config(api_keys=(key,))).test_client()
+    index = client.get("/")
+    assets = HTML_REFERENCE.findall(index.text)
+
+    assert index.status_code == 200
+    assert assets
+    for asset in assets:
+        assert client.get(f"/{asset}").status_code == 200, asset
+    # The API itself is not open: the page's own requests carry the key.
+    assert client.get("/v1/schemes").status_code == 401
+    headers = {"Authorization": f"Bearer {key}"}
+    assert client.get("/v1/schemes", headers=headers).status_code == 200
 
 
 def test_the_page_is_served_at_the_root_with_a_same_origin_policy(

@@ -93,7 +93,7 @@ def test_the_recommendations_operation_documents_every_client_error(
 ) -> None:
     responses = openapi_document["paths"]["/v1/recommendations"]["post"]["responses"]
 
-    assert list(responses) == ["200", "400", "413", "415", "422", "500"]
+    assert list(responses) == ["200", "400", "401", "413", "415", "422", "500"]
 
 
 @pytest.mark.parametrize("component", DESCRIBED_COMPONENTS)

@@ -36,6 +36,7 @@ from initlab.web.import_routes import blueprint as imports_blueprint
 from initlab.web.jsonio import StrictJSONProvider
 from initlab.web.metrics import METRICS_MEDIA_TYPE, UNMATCHED_ROUTE, Metrics
 from initlab.web.mup_routes import blueprint as mup_blueprint
+from initlab.web.page import blueprint as page_blueprint
 from initlab.web.problems import LIMIT_EXCEEDED, PROBLEM_MEDIA_TYPE, Problem
 from initlab.web.readiness import Readiness, ReadinessSchema
 from initlab.web.routes import blueprint
@@ -84,6 +85,7 @@ def create_app(config: Config | None = None) -> Flask:
     app.register_blueprint(imports_blueprint)
     app.register_blueprint(checks_blueprint)
     app.register_blueprint(docs_blueprint)
+    app.register_blueprint(page_blueprint)
     app.add_url_rule("/healthz", "healthz", _healthz, methods=["GET"])
     app.add_url_rule("/readyz", "readyz", _readyz, methods=["GET"])
     app.add_url_rule("/metrics", "metrics", _metrics, methods=["GET"])

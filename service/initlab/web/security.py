@@ -34,7 +34,7 @@ CHALLENGE = f'{AUTHORIZATION_SCHEME} realm="{REALM}"'
 PUBLIC_PATHS = frozenset(
     {"/", "/healthz", "/readyz", "/metrics", "/openapi.yaml", "/docs"}
 )
-PUBLIC_PREFIXES = ("/docs/",)
+PUBLIC_PREFIXES = ("/docs/", "/page/")
 
 CORS_METHODS = ("GET", "POST")
 CORS_REQUEST_HEADERS = ("Content-Type", "Authorization", "X-Request-ID")
