@@ -8,14 +8,28 @@ container (``gunicorn --config service/gunicorn.conf.py initlab.web.wsgi:app``).
 | ``BIND``                      | ``127.0.0.1:$PORT`` | ``bind``             |
 | ``PORT``                      | ``8000``            | (used by ``BIND``)   |
 | ``WEB_CONCURRENCY``           | ``2``               | ``workers``          |
+| ``GUNICORN_THREADS``          | ``4``               | ``threads``          |
+| ``GUNICORN_MAX_REQUESTS``     | ``0`` (never)       | ``max_requests``     |
 | ``GUNICORN_TIMEOUT``          | ``60``              | ``timeout``          |
 | ``GUNICORN_GRACEFUL_TIMEOUT`` | ``30``              | ``graceful_timeout`` |
 | ``GUNICORN_WORKER_TMP_DIR``   | the temp directory  | ``worker_tmp_dir``   |
 | ``PROMETHEUS_MULTIPROC_DIR``  | a new private one   | (the metrics files)  |
 
-The work is CPU-bound numpy on small arrays, so workers are plain sync
-processes, each with one BLAS thread: two workers on two cores with several
-BLAS threads each would only fight over the cores.
+The work is CPU-bound numpy on small arrays, each worker with one BLAS
+thread: two workers on two cores with several BLAS threads each would only
+fight over the cores. Workers are threaded (gthread) and accept a connection
+only when one of their threads is free (``worker_connections = threads``),
+so a health check or a cheap request never waits behind multi-second
+computations: measured with ``benchmarks/load_run.py`` (16 clients, 4 of
+them asking for multi-second statistics and µP checks), sync workers kept
+``/healthz`` waiting up to 23 s, these settings at most 27 ms. Worker
+recycling (``max_requests``) is off by default: a recycling worker stops
+accepting until its long requests end, which stalled health checks for
+seconds, and 10,000 requests grew the workers by nothing but the response
+cache, which is bounded (``benchmarks/memory_growth.py``). Set
+``GUNICORN_MAX_REQUESTS`` to recycle anyway (with 10 % jitter). Every request
+is bounded by the service's budgets before it starts, so no request relies
+on the worker timeout to end.
 
 /metrics must count the requests of every worker, whichever worker answers the
 scrape: prometheus_client's multiprocess mode has each worker write its values
@@ -89,16 +103,25 @@ def _positive_int(variable: str, default: int) -> int:
     return value
 
 
+def _non_negative_int(variable: str, default: int) -> int:
+    """Like :func:`_positive_int`, with 0 allowed (it turns the setting off)."""
+    raw = os.environ.get(variable, "").strip()
+    if raw == "0":
+        return 0
+
+    return _positive_int(variable, default)
+
+
 bind = [os.environ.get("BIND") or f"127.0.0.1:{_positive_int('PORT', 8000)}"]
 workers = _positive_int("WEB_CONCURRENCY", 2)
-worker_class = "sync"
+worker_class = "gthread"
+threads = _positive_int("GUNICORN_THREADS", 4)
+worker_connections = threads
 timeout = _positive_int("GUNICORN_TIMEOUT", 60)
 graceful_timeout = _positive_int("GUNICORN_GRACEFUL_TIMEOUT", 30)
-# Recycle workers now and then so that slow growth (allocator fragmentation
-# after large specs) cannot accumulate; the jitter keeps them from all
-# restarting at once.
-max_requests = 1000
-max_requests_jitter = 100
+# Off unless asked for: see the module docstring.
+max_requests = _non_negative_int("GUNICORN_MAX_REQUESTS", 0)
+max_requests_jitter = max_requests // 10
 # Import the app once in the master: a broken app stops start-up with its
 # traceback instead of failing in every worker, and workers share its pages.
 preload_app = True

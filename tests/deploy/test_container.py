@@ -360,11 +360,14 @@ def test_gunicorn_conf_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
 
     assert module.bind == ["127.0.0.1:8000"]
     assert module.workers == 2
-    assert module.worker_class == "sync"
+    assert module.worker_class == "gthread"
+    assert module.threads == 4
+    # A worker accepts only while a thread is free (see the module docstring).
+    assert module.worker_connections == module.threads
     assert module.timeout == 60
     assert module.graceful_timeout == 30
-    assert module.max_requests == 1000
-    assert module.max_requests_jitter == 100
+    assert module.max_requests == 0
+    assert module.max_requests_jitter == 0
     assert module.preload_app is True
     assert module.accesslog is None
     assert module.errorlog == "-"
@@ -382,12 +385,16 @@ def test_gunicorn_conf_reads_the_environment(monkeypatch: pytest.MonkeyPatch) ->
             "GUNICORN_TIMEOUT": "120",
             "GUNICORN_GRACEFUL_TIMEOUT": "10",
             "GUNICORN_WORKER_TMP_DIR": "/dev/shm",
+            "GUNICORN_THREADS": "8",
+            "GUNICORN_MAX_REQUESTS": "5000",
             "OMP_NUM_THREADS": "4",
         },
     )
 
     assert module.bind == ["127.0.0.1:9123"]
     assert module.workers == 5
+    assert (module.threads, module.worker_connections) == (8, 8)
+    assert (module.max_requests, module.max_requests_jitter) == (5000, 500)
     assert module.timeout == 120
     assert module.graceful_timeout == 10
     assert module.worker_tmp_dir == "/dev/shm"
@@ -405,7 +412,13 @@ def test_gunicorn_conf_bind_wins_over_port(monkeypatch: pytest.MonkeyPatch) -> N
 
 @pytest.mark.parametrize(
     ("variable", "value"),
-    [("WEB_CONCURRENCY", "two"), ("PORT", "-1"), ("GUNICORN_TIMEOUT", "0")],
+    [
+        ("WEB_CONCURRENCY", "two"),
+        ("PORT", "-1"),
+        ("GUNICORN_TIMEOUT", "0"),
+        ("GUNICORN_THREADS", "0"),
+        ("GUNICORN_MAX_REQUESTS", "-5"),
+    ],
 )
 def test_gunicorn_conf_refuses_a_bad_number(
     monkeypatch: pytest.MonkeyPatch, variable: str, value: str
@@ -483,7 +496,9 @@ def test_gunicorn_conf_names_are_gunicorn_settings_it_accepts(
 
     assert config.address == [("127.0.0.1", 8000)]
     assert config.workers == 2
-    assert config.worker_class_str == "sync"
-    assert config.max_requests == 1000
+    assert config.worker_class_str == "gthread"
+    assert config.threads == 4
+    assert config.worker_connections == 4
+    assert config.max_requests == 0
     assert config.preload_app is True
     assert config.accesslog is None
