@@ -85,6 +85,21 @@ MAX_EDGE_SIGMA_W2 = 1e4
 # Values per axis of a phase diagram.
 MAX_PHASE_DIAGRAM_AXIS = 256
 
+# Where the half-line Gauss rules stop converging (:func:`_slow_second_moment`:
+# from 70 feature widths squared for tanh to 5600 for ELU) the integrals go to
+# the adaptive or composite rules, milliseconds each against microseconds
+# below. A phase-diagram point whose fixed point q* lies there costs one unit
+# (its length fixed point takes Newton steps on the adaptive rule), or
+# _LARGE_Q_CORRELATION_POINTS units on the chaotic side (its correlation fixed
+# point needs a composite polar integral; the polar Gauss rules hold out about
+# twice as far, so the count errs high). A diagram may ask for at most this
+# many units, counted from the brackets of the length fixed points before any
+# slow integral: 1.5 to 4.5 ms of one core per unit (measured for every smooth
+# activation on grids of 64 to 10201 points), so at most about 10 s, against
+# minutes (and the worker timeout) for a 101 × 101 grid out to σ² = 1e6.
+MAX_PHASE_DIAGRAM_LARGE_Q_POINTS = 2500
+_LARGE_Q_CORRELATION_POINTS = 16
+
 # Two polar rules agreeing to this fraction of E|f| accept the finer one.
 BIVARIATE_TOLERANCE = 1e-13
 
@@ -361,10 +376,15 @@ def _numeric_moments(function: _Nonlinearity, q: np.ndarray) -> _Moments:
     values, pending = _half_line_moments(function, q[smooth])
     for array, value in zip(result, values, strict=True):
         array[smooth] = value
-    for index in np.concatenate([smooth[pending], np.flatnonzero(sharp)]):
-        adaptive = _adaptive_moments(function, float(q[index]))
-        for array, value in zip(result, adaptive, strict=True):
-            array[index] = value
+    # Each distinct q is integrated once: a grid starts every point's length
+    # map at the same q_input, and the adaptive rule is slow.
+    slow = np.concatenate([smooth[pending], np.flatnonzero(sharp)])
+    distinct, inverse = np.unique(q[slow], return_inverse=True)
+    adaptive = np.array(
+        [_adaptive_moments(function, float(value)) for value in distinct]
+    ).reshape(-1, 4)
+    for array, column in zip(result, adaptive.T, strict=True):
+        array[slow] = column[inverse]
 
     return result
 
@@ -1207,10 +1227,14 @@ def _fixed_points(
     q_input: float,
     *,
     coarse: bool = False,
+    max_large_q_points: int | None = None,
 ) -> _FixedPoints:
     """:class:`_FixedPoints` for arrays of (σ_w², σ_b²); ``coarse`` as in
-    :func:`_correlation_fixed_points`."""
-    q_star, regime = _length_fixed_points(act, sigma_w2, sigma_b2, q_input)
+    :func:`_correlation_fixed_points`, ``max_large_q_points`` as in
+    :func:`_length_fixed_points`."""
+    q_star, regime = _length_fixed_points(
+        act, sigma_w2, sigma_b2, q_input, max_large_q_points=max_large_q_points
+    )
 
     finite = np.isfinite(q_star)
     moments = _moments(act, np.where(finite, q_star, 0.0))
@@ -1248,6 +1272,8 @@ def _length_fixed_points(
     sigma_w2: np.ndarray,
     sigma_b2: np.ndarray,
     q_input: float | np.ndarray,
+    *,
+    max_large_q_points: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """q* reached from ``q_input`` (NaN when it diverges) and the regime, per point.
 
@@ -1259,23 +1285,50 @@ def _length_fixed_points(
     When g has no sign change below q_input and g(0) = 0 (σ_b² = 0, φ(0) = 0),
     the map collapses to 0: geometrically when σ_w²·φ'(0)² < 1, like 1/l when
     it equals 1 (tanh at σ_w² = 1).
+
+    With ``max_large_q_points``, the brackets are first checked by
+    :func:`_check_large_q_work`, which refuses before any slow integral.
     """
     q_input = np.broadcast_to(np.asarray(q_input, dtype=float), sigma_w2.shape)
     if is_positively_homogeneous(act):
         return _homogeneous_length_fixed_points(act, sigma_w2, sigma_b2, q_input)
+
+    q_star, regime, low, high, start = _length_brackets(
+        act, sigma_w2, sigma_b2, q_input
+    )
+    bracketed = np.flatnonzero(np.isfinite(low))
+    if max_large_q_points is not None:
+        _check_large_q_work(act, sigma_w2, sigma_b2, low, high, max_large_q_points)
+    q_star[bracketed] = _refine_length_fixed_points(
+        act,
+        sigma_w2[bracketed],
+        sigma_b2[bracketed],
+        low[bracketed],
+        high[bracketed],
+        start[bracketed],
+    )
+    regime[bracketed] = "converges"
+    return q_star, regime
+
+
+def _length_brackets(
+    act: Activation,
+    sigma_w2: np.ndarray,
+    sigma_b2: np.ndarray,
+    q_input: np.ndarray,
+) -> tuple[np.ndarray, ...]:
+    """Per point of :func:`_length_fixed_points`: q* where already known, the
+    regime, and the bracket [low, high] (NaN when none) with Newton's start."""
     if sigma_w2.size > _FIXED_POINT_CHUNK:
         # The bracket search compares every point with the whole table.
         parts = [
-            _length_fixed_points(act, sigma_w2[part], sigma_b2[part], q_input[part])
+            _length_brackets(act, sigma_w2[part], sigma_b2[part], q_input[part])
             for part in (
                 slice(start, start + _FIXED_POINT_CHUNK)
                 for start in range(0, sigma_w2.size, _FIXED_POINT_CHUNK)
             )
         ]
-        return (
-            np.concatenate([q_star for q_star, _ in parts]),
-            np.concatenate([regime for _, regime in parts]),
-        )
+        return tuple(np.concatenate(arrays) for arrays in zip(*parts, strict=True))
 
     q_star = np.full(sigma_w2.shape, np.nan)
     regime = np.full(sigma_w2.shape, "diverges", dtype=object)
@@ -1326,17 +1379,58 @@ def _length_fixed_points(
         linear = np.where(gain < 1, at_zero[tiny] / (1 - gain), start[tiny])
     start[tiny] = np.clip(linear, np.finfo(float).tiny, high[tiny])
 
-    bracketed = np.flatnonzero(np.isfinite(low))
-    q_star[bracketed] = _refine_length_fixed_points(
-        act,
-        sigma_w2[bracketed],
-        sigma_b2[bracketed],
-        low[bracketed],
-        high[bracketed],
-        start[bracketed],
+    return q_star, regime, low, high, start
+
+
+def _check_large_q_work(
+    act: Activation,
+    sigma_w2: np.ndarray,
+    sigma_b2: np.ndarray,
+    low: np.ndarray,
+    high: np.ndarray,
+    max_points: int,
+) -> None:
+    """Refuse, before any slow integral, fixed points beyond the Gauss rules.
+
+    A point whose bracket reaches above :func:`_slow_second_moment` counts as
+    one, or as :data:`_LARGE_Q_CORRELATION_POINTS` when it may be chaotic:
+    σ_w²·E[φ'²] above 1 at either end of its bracket (E[φ'(√q z)²] read off
+    the length table in log q). Over ``max_points``, :class:`InvalidInput`
+    names σ_b² (q* ≥ σ_b²) when such points reach down to the smallest σ_w² of
+    the grid, else σ_w², with that axis's largest value.
+    """
+    limit = _slow_second_moment(act)
+    with np.errstate(invalid="ignore"):
+        large = high > limit
+    count = int(np.count_nonzero(large))
+    if count == 0:
+        return
+
+    ends = np.log(np.maximum(np.stack([low[large], high[large]]), 1e-300))
+    slope = np.interp(ends, np.log(_TABLE_SECOND_MOMENTS), _length_table(act)[1])
+    chaotic = int(np.count_nonzero(sigma_w2[large] * slope.max(axis=0) > 1.0))
+    cost = count + (_LARGE_Q_CORRELATION_POINTS - 1) * chaotic
+    if cost <= max_points:
+        return
+
+    by_bias = sigma_w2[large].min() <= sigma_w2.min()
+    name, axis = ("sigma_b2", sigma_b2) if by_bias else ("sigma_w2", sigma_w2)
+    chaotic_part = (
+        f", {chaotic} of them chaotic (each counts {_LARGE_Q_CORRELATION_POINTS}:"
+        " a composite polar integral for c*)"
+        if chaotic
+        else ""
     )
-    regime[bracketed] = "converges"
-    return q_star, regime
+    raise InvalidInput.at(
+        (f"{name}_values",),
+        f"{count} of the grid's points reach a fixed point q* beyond {limit:g},"
+        f" where {act.name} needs the slow adaptive integrals{chaotic_part}; they"
+        f" count {cost}, and a phase diagram may count at most {max_points}"
+        f" (about 10 s of work): lower the largest {name} (q* grows with"
+        " σ_w² and is at least σ_b²) or ask for fewer steps",
+        value=float(axis.max()),
+        allowed=f"grids whose points beyond q* = {limit:g} count at most {max_points}",
+    )
 
 
 def _excess_sign(
@@ -1384,6 +1478,19 @@ def _homogeneous_length_fixed_points(
         ),
     ).astype(object)
     return q_star, regime
+
+
+@functools.lru_cache(maxsize=64)
+def _slow_second_moment(act: Activation) -> float:
+    """The smallest tabulated q at which φ's half-line Gauss rules stop
+    converging, or 1e4 feature widths squared, where they are no longer
+    trusted, if that comes first: beyond it every integral is slow."""
+    limit = _GAUSS_RULE_MAX_SHARPNESS * _feature_scale(act) ** 2
+    table = _TABLE_SECOND_MOMENTS
+    table = table[table <= limit]
+    _, pending = _half_line_moments(_nonlinearity(act), table)
+
+    return float(table[pending[0]]) if pending.size else limit
 
 
 @functools.lru_cache(maxsize=64)
@@ -1788,14 +1895,23 @@ def phase_diagram(
     """The phase diagram of a deep stack of ``act`` (Schoenholz et al. 2017,
     arXiv 1611.01232, figure 1): every (σ_w², σ_b²) of the grid solved at once.
 
-    At most 256 values per axis; σ_w² > 0, σ_b² ≥ 0.
+    At most 256 values per axis; σ_w² > 0, σ_b² ≥ 0. A grid with more points
+    beyond the Gauss rules than :data:`MAX_PHASE_DIAGRAM_LARGE_Q_POINTS` allows
+    is refused with :class:`InvalidInput` before any of them is computed.
     """
     sigma_w2 = _check_axis("sigma_w2_values", sigma_w2_values, positive=True)
     sigma_b2 = _check_axis("sigma_b2_values", sigma_b2_values, positive=False)
     q_input = _check_second_moment("q_input", q_input, positive=True)
 
     grid_w2, grid_b2 = np.meshgrid(sigma_w2, sigma_b2)
-    points = _fixed_points(act, grid_w2.ravel(), grid_b2.ravel(), q_input, coarse=True)
+    points = _fixed_points(
+        act,
+        grid_w2.ravel(),
+        grid_b2.ravel(),
+        q_input,
+        coarse=True,
+        max_large_q_points=MAX_PHASE_DIAGRAM_LARGE_Q_POINTS,
+    )
     xi_c = _depth_scales(points.chi_c)
     edge_w2, edge_q = _edges_of_chaos(act, sigma_b2, q_input)
 

@@ -43,7 +43,7 @@ from initlab.core.errors import (
     closest,
     json_value,
 )
-from initlab.core.recommend import recommend
+from initlab.core.recommend import recommend, scheme_problems_at
 from initlab.core.spec import (
     NORM_KINDS,
     RepeatGroup,
@@ -874,7 +874,12 @@ class _TableBuilder:
         """The (mean, std, distribution) of every base tensor, by template."""
         settings = self.settings
         if settings.init_scheme is not None:
-            result = recommend(self.base, settings.init_scheme, (), self.spec_limits)
+            try:
+                result = recommend(
+                    self.base, settings.init_scheme, (), self.spec_limits
+                )
+            except InvalidInput as error:
+                raise scheme_problems_at(error, "init_scheme") from None
             return {
                 key: (row.mean, row.std, row.distribution)
                 for key, row in zip(self.base_keys, result.parameters, strict=True)

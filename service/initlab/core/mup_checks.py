@@ -58,7 +58,7 @@ from initlab.core.errors import (
     json_value,
 )
 from initlab.core.mup import MupSettings, MupTable, mup_table
-from initlab.core.recommend import recommend
+from initlab.core.recommend import recommend, scheme_problems_at
 from initlab.core.schemes import resolve_scheme
 from initlab.core.spec import LinearSpec, Spec, expand
 from initlab.core.training import (
@@ -635,10 +635,11 @@ class _Parametrizations:
         base = expand(
             dataclasses.replace(setup.spec, dims={**setup.spec.dims, **setup.base_dims})
         )
-        self.base_truncation = {
-            row.name: _standard_bounds(row)
-            for row in recommend(base, init_scheme).parameters
-        }
+        try:
+            base_rows = recommend(base, init_scheme).parameters
+        except InvalidInput as error:
+            raise scheme_problems_at(error, "init_scheme") from None
+        self.base_truncation = {row.name: _standard_bounds(row) for row in base_rows}
         target = self.table(lr).targets[0]
         self.roles = {row.name: row.role for row in target.parameters}
 
@@ -694,7 +695,11 @@ class _Parametrizations:
 
         rows = self.recommendations.get(index)
         if rows is None:
-            rows = recommend(self.setup.expanded[index], self.init_scheme).parameters
+            expanded = self.setup.expanded[index]
+            try:
+                rows = recommend(expanded, self.init_scheme).parameters
+            except InvalidInput as error:
+                raise scheme_problems_at(error, "init_scheme") from None
             self.recommendations[index] = rows
         tensors = {
             row.name: TensorSetup(

@@ -39,6 +39,7 @@ import fnmatch
 import functools
 import math
 import re
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -191,6 +192,24 @@ def recommend(
     override_results = _override_results(resolved, matches, assignments, network)
     notes = _result_notes(top, resolved, network)
     return RecommendationResult(top, override_results, parameters, notes)
+
+
+def scheme_problems_at(error: InvalidInput, field: str) -> InvalidInput:
+    """``error`` of :func:`recommend` with its ``("scheme", ...)`` paths moved to
+    ``(field, ...)``: for a request whose one scheme has another name (the µP
+    endpoints' ``init_scheme``)."""
+    moved = [
+        FieldProblem((field, *problem.path[1:]), *dataclasses.astuple(problem)[1:])
+        if problem.path[:1] == ("scheme",)
+        else problem
+        for problem in error.problems
+    ]
+    if isinstance(error, LimitExceeded):
+        return LimitExceeded(
+            moved, error.title, limit=error.limit, limit_value=error.limit_value
+        )
+
+    return InvalidInput(moved, error.title)
 
 
 def check_override_limits(patterns: int, tensors: int, limits: SpecLimits) -> None:
@@ -1026,13 +1045,25 @@ def _variance_scaling(
     p: ParameterTensor, scheme: SchemeChoice, assignment: _Assignment, network: _Network
 ) -> Recommendation:
     options = scheme.options
+    scale, mode, convention = options["scale"], options["mode"], options["convention"]
+    fan_in, fan_out = _fans(p, convention)
+    if variance_scaling_variance(scale, mode, fan_in, fan_out, convention) == 0.0:
+        # scale/n below float64's smallest number: every value drawn would be
+        # 0, and a truncated normal's cut at ±2σ would divide by σ = 0.
+        n = 1.0 / variance_scaling_variance(1.0, mode, fan_in, fan_out, convention)
+        smallest = f"{sys.float_info.min * n:.3g}"
+        raise InvalidInput.at(
+            (*assignment.path, "scale"),
+            f"variance_scaling with scale = {json_value(scale)} gives {p.name}"
+            f" the variance scale/n = {json_value(scale)}/{n:.6g}, which underflows"
+            f" to 0 (every value drawn would be 0); give a scale of at least"
+            f" {smallest}",
+            value=scale,
+            allowed=f"a scale of at least {smallest}",
+        )
+
     return _variance_scaling_row(
-        p,
-        scheme,
-        options["scale"],
-        options["mode"],
-        options["distribution"],
-        options["convention"],
+        p, scheme, scale, mode, options["distribution"], convention
     )
 
 

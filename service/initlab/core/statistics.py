@@ -1218,6 +1218,18 @@ def _estimates(simulation: montecarlo.MonteCarloResult, index: int) -> dict:
     return estimates
 
 
+# A statistic some simulated network made NaN has no estimate (_estimates
+# leaves it out). In a float32 simulation NaN only follows an overflow (inf·0
+# where a saturated activation's slope is 0, or inf − inf), so it is read as
+# one: infinite for verdicts, null with the overflow note in answers.
+_OVERFLOWED = Estimate(math.inf, math.nan, math.nan)
+
+
+def _measured(row: StatisticsRow, statistic: str) -> Estimate:
+    """``row``'s Monte Carlo estimate of ``statistic``, :data:`_OVERFLOWED` if none."""
+    return row.monte_carlo.get(statistic, _OVERFLOWED)
+
+
 def _estimate(values: np.ndarray) -> Estimate:
     mean = float(values.mean())
     sd = float(values.std(ddof=1)) if values.size > 1 else 0.0
@@ -1272,7 +1284,7 @@ def _summary(
     def values(analytic_field: str, statistic: str) -> list[float]:
         if source == "analytic":
             return [getattr(row.analytic, analytic_field) for row in series]
-        return [row.monte_carlo[statistic].mean for row in series]
+        return [_measured(row, statistic).mean for row in series]
 
     forward = trend(names, values("second_moment", "second_moment"), "forward")
     if source == "analytic" or backward:
@@ -1595,7 +1607,7 @@ def _series(
         analytic = tuple(getattr(row.analytic, field_name) for row in rows)
     band = None
     if rows[0].monte_carlo is not None:
-        estimates = [row.monte_carlo[field_name] for row in rows]
+        estimates = [_measured(row, field_name) for row in rows]
         mean = tuple(estimate.mean for estimate in estimates)
         sd = tuple(estimate.sd for estimate in estimates)
         band = Band(
@@ -1685,7 +1697,9 @@ def phase_diagram_chart(
     map started at ``q_input``. Raises :class:`InvalidInput` at
     ``("sigma_w2", "minimum")`` and the like for a grid it cannot draw:
     σ_w² must be positive, σ_b² non-negative, minimum ≤ maximum, and 1 to 256
-    steps per axis.
+    steps per axis; and at ``("sigma_b2", "maximum")`` or ``("sigma_w2",
+    "maximum")`` for one that would take more slow integrals than meanfield
+    allows (:data:`initlab.core.meanfield.MAX_PHASE_DIAGRAM_LARGE_Q_POINTS`).
     """
     problems = [
         *_grid_problems("sigma_w2", sigma_w2, positive=True),
@@ -1694,9 +1708,23 @@ def phase_diagram_chart(
     if problems:
         raise InvalidInput(problems)
 
-    diagram = meanfield.phase_diagram(
-        activation, sigma_w2.values(), sigma_b2.values(), q_input=q_input
-    )
+    try:
+        diagram = meanfield.phase_diagram(
+            activation, sigma_w2.values(), sigma_b2.values(), q_input=q_input
+        )
+    except InvalidInput as error:
+        # meanfield names its value lists; the grid is asked for by its ends.
+        raise InvalidInput(
+            [
+                FieldProblem(
+                    _GRID_MAXIMA.get(problem.path, problem.path),
+                    problem.message,
+                    problem.value,
+                    problem.allowed,
+                )
+                for problem in error.problems
+            ]
+        ) from None
     edge = tuple(
         EdgePoint(b2, w2, q)
         for b2, w2, q in zip(
@@ -1729,6 +1757,12 @@ def phase_diagram_chart(
         q_input=float(q_input),
         notes=tuple(notes),
     )
+
+
+_GRID_MAXIMA = {
+    ("sigma_w2_values",): ("sigma_w2", "maximum"),
+    ("sigma_b2_values",): ("sigma_b2", "maximum"),
+}
 
 
 def _grid_problems(name: str, axis: GridAxis, *, positive: bool) -> list[FieldProblem]:

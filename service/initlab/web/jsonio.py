@@ -19,6 +19,7 @@ from typing import Any
 
 from flask import Request
 from flask.json.provider import DefaultJSONProvider
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from initlab.core.errors import json_value
 from initlab.web.problems import (
@@ -74,11 +75,15 @@ def read_json_object(request: Request, max_depth: int) -> dict[str, Any]:
     """The request body as a JSON object, or a :class:`Problem` saying why not.
 
     415 unless the body is sent as ``application/json`` (UTF-8); 400 when it is
-    not strict JSON, nests deeper than ``max_depth`` or is not an object. A
-    body over the size limit raises Werkzeug's 413 on reading.
+    empty, not strict JSON, nests deeper than ``max_depth`` or is not an
+    object. A body over the size limit, chunked or not, raises Werkzeug's 413.
     """
     _check_media_type(request)
-    text = _decode(request.get_data(cache=True))
+    data = request.get_data(cache=True)
+    _refuse_cut_stream(request, data)
+    text = _decode(data)
+    if not text.strip():
+        raise _malformed("the body is empty; send a JSON object such as {...}")
     document = parse_strict(text)
 
     too_deep = _first_path_deeper_than(document, max_depth)
@@ -135,6 +140,20 @@ def parse_strict(text: str) -> Any:
         else:
             reason = f"{error} overflows a double-precision number"
         raise _malformed(f"{reason} {where}") from None
+
+
+def _refuse_cut_stream(request: Request, data: bytes) -> None:
+    """413 for a chunked body longer than the limit, which Werkzeug cuts silently.
+
+    A body without Content-Length is read up to ``max_content_length`` bytes
+    and no further (Werkzeug 3.1 ``LimitedStream.readall``); one more byte
+    waiting in the server's stream means the body was longer.
+    """
+    limit = request.max_content_length
+    if request.content_length is not None or limit is None or len(data) < limit:
+        return
+    if request.environ["wsgi.input"].read(1):
+        raise RequestEntityTooLarge()
 
 
 def _check_media_type(request: Request) -> None:

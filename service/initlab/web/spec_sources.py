@@ -74,15 +74,20 @@ def repoint_problem(problem: Problem) -> Problem:
         return problem
     path, imported = source
     own = problems.json_pointer(path)
-    endpoint = "/v1/specs/expand" if path[-1] == "preset" else "/v1/specs/import"
+    if path:
+        endpoint = "/v1/specs/expand" if path[-1] == "preset" else "/v1/specs/import"
+        builder = f"{own} builds ({imported.source}; {endpoint} shows it)"
+    else:
+        # POST /v1/specs/import or /v1/specs/expand: the body is the import or
+        # the preset itself, so the problem is the whole body's.
+        builder = f"this request builds ({imported.source})"
     moved = []
     for error in problem.errors:
         inside_own = bool(own) and error.pointer.startswith(own)
         if error.pointer.startswith("/spec/") and not inside_own:
             message = (
-                f"the spec that {own} builds ({imported.source}; {endpoint} shows"
-                f" it) breaks a rule at {error.pointer[len('/spec') :]}:"
-                f" {error.message}"
+                f"the spec that {builder} breaks a rule at"
+                f" {error.pointer[len('/spec') :]}: {error.message}"
             )
             moved.append(FieldError(own, message, error.parameter))
         else:

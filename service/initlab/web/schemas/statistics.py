@@ -67,11 +67,19 @@ class JsonNumber(fields.Float):
     default_error_messages = {
         "invalid": "must be a JSON number; got {input}",
         "special": "must be a finite number; got {input}",
+        "too_large": "must be a finite number; got {input}, which overflows a"
+        " double-precision number",
     }
 
     def _validated(self, value: Any) -> float:
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise self.make_error("invalid", input=json_value(value))
+        if isinstance(value, int):
+            # An integer literal of 400 digits parses; as a double it is infinite.
+            try:
+                float(value)
+            except OverflowError:
+                raise self.make_error("too_large", input=json_value(value)) from None
 
         return super()._validated(value)
 
