@@ -9,12 +9,13 @@ targets d_model 512 … 8192 (d_ff = 2.6875·d_model, Llama-2's ratio: 11008 at
   (b) server time: the whole Flask request through ``app.test_client()``: JSON
       parsing, schema validation, the table and its serialization (the goal);
   (c) the real server over HTTP on 127.0.0.1: the command of ``make serve``
-      (gunicorn, its config, two sync workers) on a free port, timed around
+      (gunicorn and its config) on a free port, timed around
       ``requests.post``; beside it the ``duration_ms`` the server logs for the
       same requests (before-request to after-request, body written excluded);
 
 and, for scale, ``POST /v1/recommendations`` of the base spec (the spec at the
-base dims, scheme ``auto``) through the test client. Every path runs once to
+base dims, scheme ``auto``) through the test client. The response cache is
+off on every path, so that each repeat computes its answer. Every path runs once to
 warm up, then ``--repeats`` times interleaved with the others; the fastest and
 the median of each are printed with their ratio to 100 ms. The verdict reads
 (b)'s median: a typical request, not the luckiest.
@@ -31,10 +32,7 @@ import importlib.metadata
 import json
 import os
 import platform
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -45,11 +43,15 @@ from pathlib import Path
 # set before anything imports numpy.
 for _variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_variable, "1")
+# The response cache off, in the test client's app and in the server: every
+# repeat is the same request, and a replayed answer would time the cache.
+os.environ["INITLAB_RESPONSE_CACHE_BYTES"] = "0"
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT / "service"))
 
 import requests  # noqa: E402
+from loadkit import Gunicorn  # noqa: E402
 
 from initlab.core.mup import MupSettings, mup_table  # noqa: E402
 from initlab.web.app import create_app  # noqa: E402
@@ -65,12 +67,6 @@ OPTIMIZER = "adamw"
 LR = 3e-4
 WEIGHT_DECAY = 0.1
 
-# The command of the Makefile's serve target (tests/deploy checks it against
-# the Dockerfile's CMD), run from this interpreter's virtualenv.
-SERVE_COMMAND = ("gunicorn", "--config", "service/gunicorn.conf.py")
-SERVE_APP = "initlab.web.wsgi:app"
-START_DEADLINE_SECONDS = 60.0
-STOP_DEADLINE_SECONDS = 15.0
 HTTP_TIMEOUT_SECONDS = 30.0
 HTTP_WARMUP_REQUESTS = 4  # at least one per worker (WEB_CONCURRENCY, default 2)
 
@@ -114,88 +110,14 @@ def timed(call: Callable[[], object]) -> tuple[float, object]:
 # --- the real server -------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-class Server:
-    """``make serve``'s gunicorn on a free port, its output in a log file."""
-
-    def __init__(self, log_path: Path) -> None:
-        self.port = _free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = log_path
-        executable = str(Path(sys.executable).parent / SERVE_COMMAND[0])
-        environment = {
-            **os.environ,
-            "PORT": str(self.port),
-            "BIND": f"127.0.0.1:{self.port}",
-        }
-        with open(log_path, "wb") as log:
-            self.process = subprocess.Popen(
-                [executable, *SERVE_COMMAND[1:], SERVE_APP],
-                cwd=REPO_ROOT,
-                env=environment,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                # Its own process group, so that a kill reaches the workers too.
-                start_new_session=True,
-            )
-
-    def wait_until_healthy(self) -> None:
-        deadline = time.monotonic() + START_DEADLINE_SECONDS
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(
-                    f"gunicorn exited with status {self.process.returncode};"
-                    f" its log:\n{self.tail()}"
-                )
-            try:
-                if requests.get(f"{self.url}/healthz", timeout=2).status_code == 200:
-                    return
-            except requests.ConnectionError:
-                pass
-            time.sleep(0.1)
-
-        raise RuntimeError(
-            f"gunicorn did not answer /healthz within {START_DEADLINE_SECONDS:.0f} s;"
-            f" its log:\n{self.tail()}"
-        )
-
-    def logged_durations(self, prefix: str) -> dict[str, float]:
-        """The ``duration_ms`` of each logged request whose id starts with prefix."""
-        durations = {}
-        for line in self.log_path.read_text(errors="replace").splitlines():
-            if not line.startswith("{"):
-                continue
-            try:
-                entry = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            request_id = str(entry.get("request_id", ""))
-            if request_id.startswith(prefix) and entry.get("duration_ms") is not None:
-                durations[request_id] = float(entry["duration_ms"])
-        return durations
-
-    def stop(self) -> None:
-        """SIGTERM, then SIGKILL to the whole group if it is still there."""
-        if self.process.poll() is not None:
-            return
-
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=STOP_DEADLINE_SECONDS)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
-
-    def tail(self, lines: int = 20) -> str:
-        return "\n".join(
-            self.log_path.read_text(errors="replace").splitlines()[-lines:]
-        )
+def logged_durations(server: Gunicorn, prefix: str) -> dict[str, float]:
+    """The ``duration_ms`` of each logged request whose id starts with prefix."""
+    return {
+        str(entry["request_id"]): float(entry["duration_ms"])
+        for entry in server.request_lines()
+        if str(entry.get("request_id", "")).startswith(prefix)
+        and entry.get("duration_ms") is not None
+    }
 
 
 def _version(distribution: str) -> str:
@@ -277,7 +199,7 @@ def main() -> int:
     times: dict[str, list[float]] = {label: [] for label in LABELS}
     http_bytes = None
     with tempfile.TemporaryDirectory(prefix="bench-mup-") as directory:
-        server = Server(Path(directory) / "gunicorn.log")
+        server = Gunicorn(Path(directory) / "gunicorn.log")
         session = requests.Session()
         url = f"{server.url}/v1/mup/table"
 
@@ -290,7 +212,7 @@ def main() -> int:
             return response.content
 
         try:
-            server.wait_until_healthy()
+            server.start()
             for warmup in range(HTTP_WARMUP_REQUESTS):
                 http_bytes = over_http(f"warmup-{warmup}")
         except (RuntimeError, requests.RequestException) as error:
@@ -320,7 +242,7 @@ def main() -> int:
             server.stop()
         # Stopping waits for the workers, so every request's line is written.
         if http_bytes is not None:
-            times["logged"] = list(server.logged_durations("bench-").values())
+            times["logged"] = list(logged_durations(server, "bench-").values())
 
     print()
     print(

@@ -9,8 +9,7 @@ import pytest
 import requests
 
 from initlab_client import Client, Unauthorized
-
-from .serving import RunningService, running_service
+from serving import RunningService, running_service
 
 pytestmark = pytest.mark.server
 

@@ -22,7 +22,7 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from .serving import REPO_ROOT, running_service
+from serving import REPO_ROOT, running_service
 
 pytestmark = pytest.mark.server
 

@@ -1,7 +1,8 @@
-"""Start the service as ``make serve`` does, with chosen environment variables.
+"""Start the service as ``make serve`` does, on a free port of 127.0.0.1.
 
-For tests that need a server of their own (two workers, API keys, a metrics
-directory they can look into) rather than the session's ``live_server_url``.
+The session's ``live_server_url`` (tests/conftest.py) runs on it, and so do
+tests that need a server of their own: two workers, API keys, a metrics
+directory they can look into, gunicorn's access log.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parent.parent
 START_DEADLINE_SECONDS = 60.0
 STOP_DEADLINE_SECONDS = 15.0
 
@@ -37,13 +38,23 @@ class RunningService:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
+    def tail(self, lines: int = 40) -> str:
+        return "\n".join(self.log().splitlines()[-lines:])
+
 
 @contextmanager
 def running_service(
-    serve_command: Sequence[str], environment: Mapping[str, str], log_dir: Path
+    serve_command: Sequence[str],
+    environment: Mapping[str, str],
+    log_dir: Path,
+    arguments: Sequence[str] = (),
 ) -> Iterator[RunningService]:
-    """Run ``serve_command`` on a free port of 127.0.0.1 with ``environment``
-    added to this process's, until the block ends; ready once /healthz is 200."""
+    """Run ``serve_command`` on a free port of 127.0.0.1 until the block ends.
+
+    ``environment`` is added to this process's; ``arguments`` go after the
+    command, where gunicorn lets them win over its config file. Ready once
+    /healthz answers 200.
+    """
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     log_path = log_dir / "gunicorn.log"
@@ -57,12 +68,13 @@ def running_service(
 
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
-            [executable, *serve_command[1:]],
+            [executable, *serve_command[1:], *arguments],
             cwd=REPO_ROOT,
             env=full_environment,
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
+            # Its own process group, so that a kill reaches the workers too.
             start_new_session=True,
         )
     service = RunningService(url, process, log_path)
@@ -87,6 +99,7 @@ def stop(process: subprocess.Popen[bytes]) -> None:
 
 
 def _free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
@@ -97,8 +110,8 @@ def _wait_until_healthy(service: RunningService) -> None:
     while time.monotonic() < deadline:
         if service.process.poll() is not None:
             pytest.fail(
-                f"the server exited with status {service.process.returncode};"
-                f" its log:\n{service.log()[-4000:]}"
+                f"the server exited with status {service.process.returncode} before"
+                f" answering /healthz; its log:\n{service.tail()}"
             )
         try:
             with urllib.request.urlopen(f"{service.url}/healthz", timeout=2) as answer:
@@ -108,4 +121,7 @@ def _wait_until_healthy(service: RunningService) -> None:
             pass
         time.sleep(0.1)
 
-    pytest.fail(f"the server did not become healthy; its log:\n{service.log()[-4000:]}")
+    pytest.fail(
+        f"the server did not answer /healthz with 200 within"
+        f" {START_DEADLINE_SECONDS:.0f} s; its log:\n{service.tail()}"
+    )
