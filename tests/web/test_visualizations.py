@@ -137,6 +137,57 @@ def test_the_same_query_gives_the_same_bytes(api: ContractClient) -> None:
     assert first.get_data() == again.get_data()
 
 
+GELU_EXPLODING = {
+    "activation": "gelu",
+    "schemes": "xavier_normal,kaiming_normal,normal",
+    "depth": "20",
+    "width": "128",
+    "seeds": "2",
+    "batch_size": "16",
+}
+
+
+def test_a_scheme_beyond_the_analytic_range_is_drawn_from_simulation(
+    api: ContractClient,
+) -> None:
+    # N(0, 1) weights on 128 units give σ_w² = 128: gelu's E[h²] passes 1e12
+    # at layer 7, past the mean-field integrals. The chart keeps that scheme
+    # with its Monte Carlo means and the analytic lines of the others.
+    answer = chart(api, PROPAGATION, **GELU_EXPLODING, method="both")
+    alone = chart(
+        api,
+        PROPAGATION,
+        **{**GELU_EXPLODING, "schemes": "xavier_normal,kaiming_normal"},
+        method="analytic",
+    )
+
+    for scheme in ("xavier_normal", "kaiming_normal"):
+        for direction in ("forward", "backward"):
+            drawn = series_of(answer, scheme, direction)
+            assert drawn["analytic"] == series_of(alone, scheme, direction)["analytic"]
+            assert drawn["monte_carlo"] is not None
+    exploding = series_of(answer, "normal", "forward")
+    assert exploding["analytic"] is None
+    assert exploding["monte_carlo"]["mean"][0] > 100.0
+    [note] = [note for note in answer["notes"] if note.startswith("normal has no")]
+    assert "8.79e+12 at layer7, beyond 1e+12" in note
+    assert "Monte Carlo means" in note
+    verdict = next(v for v in answer["verdicts"] if v["scheme"]["name"] == "normal")
+    assert verdict["forward"]["verdict"] == "exploding"
+
+
+def test_a_scheme_beyond_the_analytic_range_is_named_when_only_analytic(
+    api: ContractClient,
+) -> None:
+    response = api.get(PROPAGATION, query={**GELU_EXPLODING, "method": "analytic"})
+
+    body = problem_of(response, 422, "validation")
+    [error] = body["errors"]
+    assert error["pointer"] == "/schemes/2"
+    assert error["message"].startswith("under normal, the pre-activation second")
+    assert "Ask for method both or monte_carlo" in error["message"]
+
+
 @pytest.mark.parametrize(
     ("query", "pointer", "expected"),
     [

@@ -682,6 +682,22 @@ LARGE_Q_FEATURE_WIDTHS = 1e2
 MAX_LARGE_Q_INTEGRALS = 96
 
 
+@dataclass
+class BeyondAnalyticRange(InvalidInput):
+    """The signal grew past where the mean-field integrals are computed.
+
+    Raised by :func:`propagate` when a pre-activation second moment passes
+    meanfield's range (1e12) or asks for too many slow large-q integrals. The
+    input is valid; its analytic statistics are out of reach, while a
+    simulation may still follow it (the propagation chart falls back to one).
+    """
+
+    title: str = "Invalid input"
+
+    def prefixed(self, *prefix: str | int) -> BeyondAnalyticRange:
+        return BeyondAnalyticRange([p.prefixed(*prefix) for p in self.problems])
+
+
 class _Bivariate:
     """meanfield's maps at one layer for one propagation, each key computed once.
 
@@ -736,7 +752,7 @@ class _Bivariate:
         if large_q_threshold(act) < q:
             self.large_q += 1
             if self.large_q > MAX_LARGE_Q_INTEGRALS:
-                raise InvalidInput.at(
+                raise BeyondAnalyticRange.at(
                     (),
                     f"the pre-activation second moment is {q:.6g} at {name}, beyond"
                     f" {large_q_threshold(act):g} where each correlation integral"
@@ -778,7 +794,7 @@ def _activate(
     the others within meanfield's range q ≤ 1e12.
     """
     if q > meanfield.MAX_SECOND_MOMENT and not is_positively_homogeneous(act):
-        raise InvalidInput.at(
+        raise BeyondAnalyticRange.at(
             (),
             f"the pre-activation second moment reaches {q:.3g} at {name}, beyond"
             f" {meanfield.MAX_SECOND_MOMENT:g} where the mean-field integrals"

@@ -24,6 +24,7 @@ numbers for the frontend's plots. See signal-propagation.md (Poole et al.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -51,6 +52,7 @@ from initlab.core.propagation import (
     OUTPUT_GRADIENT_NOTE,
     AnalyticLayer,
     AnalyticResult,
+    BeyondAnalyticRange,
     affine_second_moment,
     dense_sigma2,
     propagate,
@@ -1546,17 +1548,36 @@ def propagation_chart(
 
     series: list[Series] = []
     verdicts: list[SchemeVerdict] = []
-    for scheme, _, result in resolved:
-        statistics = compute_statistics(
+    notes = [SIGMA_B2_NOTE, OUTPUT_GRADIENT_NOTE]
+    for index, (scheme, _, result) in enumerate(resolved):
+        measure = functools.partial(
+            compute_statistics,
             expanded,
             result,
-            method=method,
             batch_size=batch_size,
             seeds=seeds,
             seed=seed,
             input_second_moment=input_second_moment,
             budget=math.inf,
         )
+        try:
+            statistics = measure(method=method)
+        except BeyondAnalyticRange as error:
+            reason = "; ".join(problem.message for problem in error.problems)
+            if method == "analytic":
+                raise InvalidInput.at(
+                    ("schemes", index),
+                    f"under {scheme.name}, {reason}. Ask for method both or"
+                    " monte_carlo to draw it from simulated networks, or leave"
+                    f" {scheme.name} out",
+                    scheme.name,
+                ) from error
+            # The simulation was budgeted with the other schemes above.
+            statistics = measure(method="monte_carlo")
+            notes.append(
+                f"{scheme.name} has no analytic line: {reason}. Its line and"
+                " verdicts are the Monte Carlo means."
+            )
         for direction, field_name in (
             ("forward", "second_moment"),
             ("backward", "gradient_second_moment"),
@@ -1592,7 +1613,7 @@ def propagation_chart(
         batch_size=batch_size,
         numpy_version=np.__version__,
         cost=cost,
-        notes=(SIGMA_B2_NOTE, OUTPUT_GRADIENT_NOTE),
+        notes=tuple(notes),
     )
 
 
