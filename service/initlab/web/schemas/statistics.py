@@ -804,7 +804,9 @@ class SeriesSchema(Schema):
         allow_none=True,
         metadata={
             "description": "The infinite-width line, one value per x; null for"
-            " method `monte_carlo`."
+            " method `monte_carlo`, and for a scheme whose signal passes the"
+            " mean-field integrals' range (a note names it; its verdicts then"
+            " read the Monte Carlo means)."
         },
     )
     monte_carlo = fields.Nested(
