@@ -151,7 +151,12 @@ def assert_propagation_matches(page: Page, answer: dict[str, Any]) -> None:
     for entry in answer["series"]:
         scheme = entry["scheme"]["name"]
         chart = f"#{entry['direction']}-chart"
-        assert_drawn_as(page, chart, scheme, answer["x"], entry["analytic"])
+        # A scheme past the mean-field integrals' range has no analytic line:
+        # the page draws its Monte Carlo means.
+        values = entry["analytic"]
+        if values is None:
+            values = entry["monte_carlo"]["mean"]
+        assert_drawn_as(page, chart, scheme, answer["x"], values)
         band = page.locator(f'{chart} path.series-band[data-series="{scheme}"]')
         assert (
             numbers(band.get_attribute("data-lower")) == (entry["monte_carlo"]["lower"])
@@ -204,6 +209,13 @@ def test_the_page_draws_the_api_answer_and_follows_activation_and_depth(
     headline = page.inner_text("#verdict-headline")
     assert "20 layers of relu" in headline
     assert "explodes under normal" in headline
+    # The gradient's verdicts, read back from the output, have a sentence too.
+    backward = {v["scheme"]["name"]: v["backward"]["verdict"] for v in relu["verdicts"]}
+    assert backward == verdicts
+    assert headline.endswith(
+        "The gradient, from the output down, stays within 10× under"
+        " kaiming_normal; vanishes under xavier_normal; explodes under normal."
+    )
     save_screenshot(page, "page.png", artifacts)
 
     tanh = {**RELU_DEFAULTS, "activation": "tanh", "depth": 12}
@@ -251,6 +263,38 @@ def test_the_page_draws_the_api_answer_and_follows_activation_and_depth(
     assert_same_origin(page_session)
 
 
+def test_a_scheme_past_the_analytic_range_is_drawn_from_its_simulation(
+    page_session: PageSession,
+) -> None:
+    page = page_session.page
+    # N(0, 1) weights explode gelu's signal past 1e12 by layer 7, beyond the
+    # mean-field integrals: the page draws that scheme's Monte Carlo means and
+    # says why, beside the others' analytic lines.
+    gelu = {**RELU_DEFAULTS, "activation": "gelu"}
+    query = draw(page, gelu)
+    answer = api_get(page_session, PROPAGATION, query).json()
+    normal = next(
+        entry
+        for entry in answer["series"]
+        if entry["scheme"]["name"] == "normal" and entry["direction"] == "forward"
+    )
+    assert normal["analytic"] is None
+    assert_propagation_matches(page, answer)
+    assert "explodes under" in page.inner_text("#verdict-headline")
+    assert "normal has no analytic line" in page.inner_text("#propagation-notes")
+
+    # Asked for the analytic line alone, the service names the scheme; the
+    # page says it once, though the detail and the field error both end in a
+    # full stop.
+    query = draw(page, {**gelu, "method": "analytic"}, state="error")
+    problem = api_get(page_session, PROPAGATION, query).json()
+    [field_error] = problem["errors"]
+    assert field_error["pointer"] == "/schemes/2"
+    text = page.inner_text("#propagation-problem")
+    assert text.count(field_error["message"]) == 1
+    assert_same_origin(page_session)
+
+
 def verdicts_of(answer: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {verdict["scheme"]["name"]: verdict for verdict in answer["verdicts"]}
 
@@ -274,17 +318,24 @@ def test_an_over_budget_request_shows_the_service_problem(
     text = shown.inner_text()
     assert problem["title"] in text
     assert problem["detail"] in text
+    # The detail restates its one field error: the page says it once.
+    [field_error] = problem["errors"]
+    assert text.count(field_error["message"].rstrip(".")) == 1
     assert "HTTP 422" in text
     assert page.get_attribute("#width", "aria-invalid") == "true"
     # Nothing drawn for settings the service refused.
     assert page.locator("#forward-chart path.series-line").count() == 0
     assert page.locator("#phase-chart svg").count() == 0
     assert page.inner_text("#verdict-headline").startswith("Nothing drawn")
+    assert page.inner_text("#phase-caption").startswith("Phase diagram: nothing drawn")
+    assert not page.locator("#forward-table").locator("..").is_visible()
 
     # Asking for what fits clears the problem.
     draw(page, {**settings, "width": 64, "depth": 10})
     assert not page.locator("#propagation-problem").is_visible()
     assert page.get_attribute("#width", "aria-invalid") is None
+    assert page.locator("#forward-table").locator("..").is_visible()
+    assert "relu" in page.inner_text("#phase-caption")
     assert_same_origin(page_session)
 
 

@@ -118,6 +118,11 @@ function clearInvalid(form) {
   }
 }
 
+/** A sentence without its final full stop, for comparing two ways of saying it. */
+function withoutStop(text) {
+  return String(text ?? "").replace(/\.$/, "");
+}
+
 /** Show a refusal: the problem's title, detail, field errors and request id. */
 function showProblem(container, error, form) {
   container.hidden = false;
@@ -129,7 +134,7 @@ function showProblem(container, error, form) {
   const errors = Array.isArray(problem.errors) ? problem.errors : [];
   // A detail that only restates its one field error is shown once.
   const restated =
-    errors.length === 1 && String(problem.detail ?? "").replace(/\.$/, "") === `${errors[0].pointer}: ${errors[0].message}`;
+    errors.length === 1 && withoutStop(problem.detail) === withoutStop(`${errors[0].pointer}: ${errors[0].message}`);
   fill(container, [
     el("p", { class: "problem-title" }, [el("strong", { text: problem.title ?? "Refused" }), ` (HTTP ${error.status})`]),
     el("p", { class: "problem-detail", text: problem.detail ?? "" }),

@@ -75,6 +75,7 @@ export function clearPhase(elements) {
   for (const key of ["chart", "legend", "points"]) {
     elements[key].replaceChildren();
   }
+  elements.caption.textContent = "Phase diagram: nothing drawn for these settings.";
 }
 
 /** Draw the diagram with the points on it. */

@@ -52,6 +52,7 @@ export function renderPropagation(answer, elements) {
   renderLegend(answer, schemes, elements.legend);
   for (const direction of ["forward", "backward"]) {
     renderChart(answer, schemes, direction, elements[`${direction}Chart`], elements[`${direction}Table`]);
+    elements[`${direction}Table`].closest("details").hidden = false;
   }
   fill(
     elements.notes,
@@ -65,21 +66,34 @@ export function clearPropagation(elements) {
   for (const key of ["verdicts", "legend", "forwardChart", "forwardTable", "backwardChart", "backwardTable", "notes"]) {
     elements[key].replaceChildren();
   }
+  for (const table of [elements.forwardTable, elements.backwardTable]) {
+    table.closest("details").hidden = true;
+  }
+}
+
+/** "vanishes under a, b; explodes under c": the schemes grouped by one verdict. */
+function verdictClauses(schemes, pick) {
+  const groups = new Map();
+  for (const { name, verdict } of schemes) {
+    const word = pick(verdict)?.verdict;
+    if (word) {
+      groups.set(word, [...(groups.get(word) || []), name]);
+    }
+  }
+  return [...groups.entries()]
+    .sort(([a], [b]) => VERDICT_ORDER.indexOf(a) - VERDICT_ORDER.indexOf(b))
+    .map(([word, names]) => `${MOVES[word] ?? word} under ${names.join(", ")}`)
+    .join("; ");
 }
 
 function renderVerdicts(answer, schemes, elements) {
   const activation = activationText(answer.activation);
-  const groups = new Map();
-  for (const { name, verdict } of schemes) {
-    const word = verdict.forward.verdict;
-    groups.set(word, [...(groups.get(word) || []), name]);
-  }
-  const clauses = [...groups.entries()]
-    .sort(([a], [b]) => VERDICT_ORDER.indexOf(a) - VERDICT_ORDER.indexOf(b))
-    .map(([word, names]) => `${MOVES[word] ?? word} under ${names.join(", ")}`);
+  const forward = verdictClauses(schemes, (verdict) => verdict.forward);
+  const backward = verdictClauses(schemes, (verdict) => verdict.backward);
   elements.headline.textContent =
     `Through ${count(answer.depth, "layer")} of ${activation}, ${count(answer.width, "unit")} wide, ` +
-    `the forward signal ${clauses.join("; ")}.`;
+    `the forward signal ${forward}.` +
+    (backward ? ` The gradient, from the output down, ${backward}.` : "");
 
   fill(
     elements.verdicts,
@@ -127,18 +141,28 @@ function renderLegend(answer, schemes, legend) {
     const options = schemeOptions(scheme);
     return el("li", { "data-scheme": name }, [swatch(style), `${name}${options ? ` (${options})` : ""}`]);
   });
+  // On a log axis a band whose mean − SD is not positive has no lower edge to
+  // draw: bandPath runs it down to the axis, and the key says so.
+  const reachesAxis = answer.series.some(
+    (entry) => entry.monte_carlo && entry.monte_carlo.lower.some((value) => value !== null && value <= 0),
+  );
+  const axisNote = reachesAxis ? "; where mean − SD is 0 or less, the band runs down to the axis" : "";
+  const simulatedOnly = answer.series.filter((entry) => entry.analytic === null).map((entry) => entry.scheme.name);
+  const meanNote = simulatedOnly.length
+    ? ` (${[...new Set(simulatedOnly)].join(", ")}: the Monte Carlo mean, as the notes below say)`
+    : "";
   if (answer.method === "both") {
     items.push(
       el("li", { class: "band-key" }, [
         swatch({ color: "#555", dash: "", marker: "circle" }, { band: true, line: false }),
-        `shaded band: Monte Carlo mean ± SD over ${answer.seeds} networks of width ${answer.width}; line: the analytic (infinite-width) value`,
+        `shaded band: Monte Carlo mean ± SD over ${answer.seeds} networks of width ${answer.width}; line: the analytic (infinite-width) value${meanNote}${axisNote}`,
       ]),
     );
   } else if (answer.method === "monte_carlo") {
     items.push(
       el("li", { class: "band-key" }, [
         swatch({ color: "#555", dash: "", marker: "circle" }, { band: true, line: false }),
-        `line: Monte Carlo mean over ${answer.seeds} networks of width ${answer.width}; shaded band: ± SD`,
+        `line: Monte Carlo mean over ${answer.seeds} networks of width ${answer.width}; shaded band: ± SD${axisNote}`,
       ]),
     );
   } else {
