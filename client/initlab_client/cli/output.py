@@ -4,7 +4,10 @@ Answers go to standard output, messages and the progress spinner to
 standard error, so that ``initlab ... --json > answer.json`` keeps only the
 answer. Tables are drawn for a terminal; when standard output is a pipe or a
 file they are plain columns separated by spaces, without colour, box
-characters or wrapping (rich would otherwise cut them at 80 columns).
+characters or wrapping (rich would otherwise cut them at 80 columns). On a
+terminal narrower than a table, only prose columns wrap, between words; a
+name or a number is never cut, and the table runs past the right edge
+instead.
 """
 
 from __future__ import annotations
@@ -17,7 +20,9 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import IO, Any
 
 from rich import box
-from rich.console import Console
+from rich.cells import cell_len
+from rich.console import Console, ConsoleOptions, RenderableType, RenderResult
+from rich.measure import Measurement
 from rich.table import Table
 
 # Wide enough for any row, so that a table piped to a file is never wrapped.
@@ -75,8 +80,14 @@ class Output:
 
         return self.errors.status(message, spinner="dots")
 
-    def table(self, *columns: str, title: str | None = None) -> Table:
-        """An empty table; columns whose name starts with ``>`` align right."""
+    def table(
+        self, *columns: str, title: str | None = None, prose: Sequence[str] = ()
+    ) -> Table:
+        """An empty table; columns whose name starts with ``>`` align right.
+
+        Only the columns named in ``prose`` (descriptions) may wrap, between
+        words; every other cell is kept whole, however narrow the terminal.
+        """
         table = Table(
             title=title,
             title_justify="left",
@@ -87,21 +98,51 @@ class Output:
             title_style="bold" if self.terminal else "",
         )
         for column in columns:
-            right = column.startswith(">")
-            table.add_column(column.lstrip(">"), justify="right" if right else "left")
+            name = column.lstrip(">")
+            whole = name not in prose
+            table.add_column(
+                name,
+                justify="right" if column.startswith(">") else "left",
+                no_wrap=whole,
+                overflow="fold",
+            )
 
         return table
 
     def print(self, *renderables: Any) -> None:
-        """Text or tables on stdout; piped, without the spaces rich pads lines with."""
+        """Text or tables on stdout; piped, without the spaces rich pads lines with.
+
+        On a terminal, a table wider than it is drawn at its own width and
+        not cropped: the terminal shows the rest on the next line, where
+        rich would have cut every value with an ellipsis.
+        """
         if self.terminal:
-            self.console.print(*renderables)
+            self.console.print(*map(self._unbounded, renderables), crop=False)
             return
 
         with self.console.capture() as captured:
             self.console.print(*renderables)
         lines = captured.get().splitlines()
         self.stdout.write("".join(line.rstrip() + "\n" for line in lines))
+
+    def _unbounded(self, renderable: Any) -> Any:
+        """``renderable``, or a table made as wide as its unbreakable cells need."""
+        if not isinstance(renderable, Table):
+            return renderable
+
+        # A column is as wide as its longest cell, or a prose column's longest
+        # word: rich would otherwise shrink every column to fit the terminal.
+        for column in renderable.columns:
+            texts = [str(column.header), *map(str, column.cells)]
+            if not column.no_wrap:
+                texts = [word for text in texts for word in text.split()]
+            column.min_width = max(map(cell_len, texts), default=1)
+        wide = self.console.options.update_width(PIPE_WIDTH)
+        least = Measurement.get(self.console, wide, renderable).minimum
+        if least <= self.console.width:
+            return renderable
+
+        return _AtWidth(renderable, least)
 
     def lines(self, heading: str, items: Iterable[str]) -> None:
         """``heading`` and one indented line per item, when there is any item."""
@@ -128,6 +169,23 @@ class Output:
         writer.writerow(header)
         writer.writerows([[cell_text(value) for value in row] for row in rows])
         self.stdout.flush()
+
+
+class _AtWidth:
+    """A renderable drawn at ``width`` columns, whatever the console's width.
+
+    ``Console.print(width=...)`` only narrows; this widens, for a table whose
+    names and numbers do not fit the terminal.
+    """
+
+    def __init__(self, renderable: RenderableType, width: int) -> None:
+        self.renderable = renderable
+        self.width = width
+
+    def __rich_console__(
+        self, console: Console, options: ConsoleOptions
+    ) -> RenderResult:
+        yield from console.render(self.renderable, options.update_width(self.width))
 
 
 def cell_text(value: Any) -> str:

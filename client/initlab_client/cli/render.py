@@ -504,7 +504,13 @@ def activations_csv(out: Output, result: Sequence[ActivationInfo]) -> None:
 
 def show_schemes(out: Output, result: Sequence[SchemeInfo]) -> None:
     """One row per scheme: its options with their defaults and its convention."""
-    table = out.table("name", "options (default)", "convention", "description")
+    table = out.table(
+        "name",
+        "options (default)",
+        "convention",
+        "description",
+        prose=("options (default)", "description"),
+    )
     for info in result:
         options = ", ".join(
             f"{option.name}={_value(option.default)}" for option in info.options
@@ -524,6 +530,7 @@ def show_presets(out: Output, result: Sequence[Preset]) -> None:
             "default",
             "allowed",
             title=f"{preset.name}: {preset.description}",
+            prose=("allowed",),
         )
         for parameter in preset.parameters:
             default = (

@@ -1,0 +1,153 @@
+"""Where the ``initlab`` command writes: a narrow terminal and a closed pipe.
+
+The command runs as a subprocess of this interpreter against the live
+service, its standard output a real pseudo-terminal of a given width (so
+that rich sees what a shell would give it) or a pipe whose reader goes away.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import pty
+import re
+import struct
+import subprocess
+import sys
+import termios
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.server
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+MLP_PATH = REPO_ROOT / "examples" / "mlp-3layer.spec.json"
+COMMAND = (sys.executable, "-m", "initlab_client.cli")
+ANSI_CODE = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+ELLIPSIS = "…"
+
+
+def in_terminal(*args: str, columns: int) -> tuple[int, str]:
+    """``initlab ARGS`` with stdout and stderr on a terminal ``columns`` wide.
+
+    Returns the exit status and what the terminal showed, without colour
+    codes and with the terminal's line ends made ``\\n``.
+    """
+    leader, follower = pty.openpty()
+    size = struct.pack("HHHH", 24, columns, 0, 0)
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, size)
+    environment = {
+        name: value
+        for name, value in os.environ.items()
+        if name not in ("COLUMNS", "LINES", "NO_COLOR", "INITLAB_URL")
+    }
+    environment["TERM"] = "xterm-256color"
+    process = subprocess.Popen(
+        [*COMMAND, *args],
+        stdin=subprocess.DEVNULL,
+        stdout=follower,
+        stderr=follower,
+        env=environment,
+    )
+    os.close(follower)
+
+    shown = bytearray()
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:  # EIO: the last writer closed the terminal.
+            break
+        if not chunk:
+            break
+        shown += chunk
+    os.close(leader)
+    status = process.wait(timeout=60)
+
+    text = ANSI_CODE.sub("", shown.decode()).replace("\r\n", "\n")
+    return status, text
+
+
+def rows(text: str) -> dict[str, list[str]]:
+    """The table rows of ``text`` by their first cell, split on runs of spaces."""
+    return {
+        cells[0]: cells
+        for line in text.splitlines()
+        if (cells := line.split()) and "." in cells[0]
+    }
+
+
+def test_a_narrow_terminal_keeps_every_name_and_number_whole(
+    live_server_url: str,
+) -> None:
+    status, shown = in_terminal(
+        "--url",
+        live_server_url,
+        "recommend",
+        str(MLP_PATH),
+        "--scheme",
+        "kaiming_normal",
+        columns=60,
+    )
+
+    assert status == 0, shown
+    assert ELLIPSIS not in shown
+    table = rows(shown)
+    # He et al. (2015): std = √2/√fan_in, 784 and 256 inputs.
+    assert table["fc1.weight"] == [
+        "fc1.weight",
+        "256x784",
+        "normal",
+        "0.0505076",
+        "-",
+        "1.41421",
+        "784",
+        "256",
+        "pytorch",
+    ]
+    assert table["fc2.weight"][3] == "0.0883883"
+    assert table["fc1.bias"][2:4] == ["constant", "0"]
+    # The table runs past the terminal's edge rather than being cut at it.
+    rule = next(line for line in shown.splitlines() if line.startswith("───"))
+    assert len(rule.strip()) > 60
+
+
+def test_a_narrow_terminal_shows_mup_learning_rates_in_full(
+    live_server_url: str,
+) -> None:
+    status, shown = in_terminal(
+        "--url",
+        live_server_url,
+        "mup-table",
+        str(MLP_PATH),
+        "--lr",
+        "1e-3",
+        "--widths",
+        "d_hidden=512",
+        columns=60,
+    )
+
+    assert status == 0, shown
+    assert ELLIPSIS not in shown
+    table = rows(shown)
+    # µP (Adam): a hidden matrix twice as wide learns at lr / 2, and its init
+    # std is 0.02 / √2; vector-like tensors keep the base lr.
+    hidden = table["fc2.weight"]
+    assert hidden[:5] == ["fc2.weight", "512x512", "hidden", "matrix_like", "2"]
+    assert hidden[5] == "0.0005"
+    assert hidden[8] == "0.0141421"
+    assert table["fc1.weight"][5] == "0.001"
+
+
+def test_prose_columns_wrap_between_words_on_a_narrow_terminal(
+    live_server_url: str,
+) -> None:
+    status, shown = in_terminal("--url", live_server_url, "schemes", columns=60)
+
+    assert status == 0, shown
+    assert ELLIPSIS not in shown
+    names = [line.split()[0] for line in shown.splitlines() if line[:1].isalpha()]
+    for name in ("kaiming_normal", "variance_scaling", "torch_default"):
+        assert name in names
+    # Each option keeps its name and default together.
+    assert "distribution=truncated_normal," in shown.split()
