@@ -782,6 +782,18 @@ def test_trend_of_a_single_layer_has_no_growth_factor():
     assert silent.verdict == "vanishing" and silent.crossing_layer == "a"
 
 
+def test_trend_of_an_overflowed_signal_says_so_without_an_infinite_ratio():
+    overflowed = trend(["a", "b", "c"], [1.0, 1e30, math.inf], "forward")
+
+    assert overflowed.verdict == "exploding"
+    assert overflowed.ratio == math.inf
+    assert overflowed.crossing_layer == "b"
+    assert overflowed.reason == (
+        "the second moment outgrows floating point from a to c (its ratio to a"
+        " overflows); it passes 10× at b"
+    )
+
+
 # --- what a refusal over budget suggests ------------------------------------------
 
 

@@ -559,9 +559,16 @@ def trend(names: Sequence[str], values: Sequence[float], direction: Direction) -
         verdict = "stable"
 
     span = f"from {names[0]} to {names[-1]}"
-    reason = f"the {what} changes by {ratio:.3g}× {span}"
-    if growth is not None:
-        reason += f" ({growth:.4g}× per layer over {len(values)} layers)"
+    if math.isinf(ratio):
+        # An overflowed value (inf in a simulation) has no finite ratio.
+        reason = (
+            f"the {what} outgrows floating point {span} (its ratio to"
+            f" {names[0]} overflows)"
+        )
+    else:
+        reason = f"the {what} changes by {ratio:.3g}× {span}"
+        if growth is not None:
+            reason += f" ({growth:.4g}× per layer over {len(values)} layers)"
     if crossing is not None:
         bound = "10×" if ratios[crossing] > EXPLODING_RATIO else "0.1×"
         reason += f"; it passes {bound} at {names[crossing]}"
