@@ -43,7 +43,9 @@ from .client import (
 from .errors import (
     APIError,
     BadRequest,
+    ConnectionDropped,
     ConnectionError,
+    ConnectTimeout,
     FieldError,
     InitlabError,
     InvalidRequest,
@@ -118,6 +120,8 @@ __all__ = [
     "Band",
     "CheckAxis",
     "Client",
+    "ConnectTimeout",
+    "ConnectionDropped",
     "ConnectionError",
     "CoordCheck",
     "CoordLayer",

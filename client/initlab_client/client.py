@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 
 import requests
 import requests.adapters
-from urllib3.exceptions import InvalidHeader
+from urllib3.exceptions import InvalidHeader, ProtocolError, ReadTimeoutError
 from urllib3.util.retry import Retry
 
 from ._json import NotJSON, json_ready
@@ -28,7 +28,9 @@ from ._version import __version__
 from .checks import CoordCheck, TransferCheck
 from .errors import (
     APIError,
+    ConnectionDropped,
     ConnectionError,
+    ConnectTimeout,
     InitlabError,
     InvalidRequest,
     InvalidResponse,
@@ -100,8 +102,10 @@ class Client:
     between attempts follow ``Retry-After`` when the service sends one (at
     most :data:`MAX_RETRY_AFTER` seconds), else an exponential backoff: none
     before the first retry, then ``2 * backoff``, ``4 * backoff``, ... A
-    request the service received and did not answer in time is not sent
-    again: it raises :class:`Timeout`.
+    connection dropped after the request was sent (a worker restarted) is a
+    connection failure, retried; a request the service received and did not
+    answer within the read timeout is not sent again (it may still be
+    computing): it raises :class:`Timeout`.
 
     ``api_key``, else the ``INITLAB_API_KEY`` environment variable, is sent
     as ``Authorization: Bearer <key>`` to a service that requires one.
@@ -648,14 +652,23 @@ class Client:
             error.response = response
             raise
 
-    def _attempts(self, url: str) -> str:
-        """How many attempts the session's adapter for ``url`` makes, in words."""
-        adapter = self.session.get_adapter(url)
-        retry = getattr(adapter, "max_retries", None)
-        total = getattr(retry, "total", 0)
-        tries = (total if isinstance(total, int) and total > 0 else 0) + 1
+    def _attempts(self, error: requests.RequestException, url: str) -> str:
+        """`` after N attempts``, as the client's retry policy counted them.
 
-        return "1 attempt" if tries == 1 else f"{tries} attempts"
+        A session of the caller's counts nothing; its policy gives the count
+        only when it never retries (requests' default). Empty when unknown.
+        """
+        cause = error.args[0] if error.args else None
+        attempts = getattr(cause, ATTEMPTS_ATTRIBUTE, None)
+        if attempts is None:
+            retry = getattr(self.session.get_adapter(url), "max_retries", None)
+            total = getattr(retry, "total", None)
+            if total is not None and not total:  # 0 or False: one attempt.
+                attempts = 1
+        if not isinstance(attempts, int):
+            return ""
+
+        return " after 1 attempt" if attempts == 1 else f" after {attempts} attempts"
 
     def _send(self, method: str, path: str, **kwargs: Any) -> requests.Response:
         """Send one request; the only place ``requests``' exceptions are translated."""
@@ -674,16 +687,35 @@ class Client:
             response = self.session.request(
                 method, url, headers=headers, timeout=timeout, **kwargs
             )
+        except requests.ConnectTimeout as error:
+            # Before ConnectionError and Timeout: requests' ConnectTimeout is both.
+            raise ConnectTimeout(
+                f"{method} {url}: the connection never opened within the connect"
+                f" timeout of {_seconds(_connect_timeout(timeout))}"
+                f"{self._attempts(error, url)}; nothing was sent. Is the base URL"
+                f" right (argument or {BASE_URL_ENV}), and the service reachable"
+                " from here?"
+            ) from error
         except requests.Timeout as error:
-            # Before ConnectionError: requests' ConnectTimeout is both.
             raise Timeout(
-                f"{method} {url}: no answer within timeout={timeout!r} (seconds)"
+                f"{method} {url}: the service took the request but sent no answer"
+                f" within the read timeout of {_seconds(_read_timeout(timeout))}"
+                f"{self._attempts(error, url)}; it is not sent again, as it may"
+                " still be computing: a larger timeout helps for a large request"
             ) from error
         except requests.ConnectionError as error:
+            attempts = self._attempts(error, url)
+            if _dropped(error):
+                raise ConnectionDropped(
+                    f"{method} {url}: no answer{attempts}: the connection was"
+                    f" dropped after the request was sent ({_reason(error)}); the"
+                    " service may have restarted a worker: try again later, or"
+                    " check its logs"
+                ) from error
             raise ConnectionError(
-                f"{method} {url}: cannot reach the service"
-                f" after {self._attempts(url)} ({_reason(error)}); is it running,"
-                f" and is the base URL right? (argument or {BASE_URL_ENV})"
+                f"{method} {url}: cannot connect to the service{attempts}"
+                f" ({_reason(error)}); is it running, and is the base URL right?"
+                f" (argument or {BASE_URL_ENV})"
             ) from error
         except requests.RequestException as error:
             raise InitlabError(f"{method} {url}: {error}") from error
@@ -909,25 +941,61 @@ def _query(**parameters: Any) -> dict[str, str]:
     return query
 
 
-class _Retry(Retry):
-    """urllib3's policy with Retry-After cut to :data:`MAX_RETRY_AFTER` seconds.
+# The attribute of a transport error that says how many attempts were made.
+ATTEMPTS_ATTRIBUTE = "initlab_attempts"
 
-    urllib3 caps it only from 2.7 (``retry_after_max``); this works with
-    every urllib3 that requests supports.
+
+class _Retry(Retry):
+    """urllib3's policy, with a read timeout never retried and Retry-After cut.
+
+    urllib3 counts a read timeout and a connection dropped before the answer
+    (``ProtocolError``) as one kind, read errors. Both mean the service got
+    the request, but only the timeout means it may still be computing it; a
+    dropped connection means the worker is gone, and the request, a pure
+    computation, is sent again. Retry-After is cut to
+    :data:`MAX_RETRY_AFTER` seconds (urllib3 caps it only from 2.7, at 6 h).
+
+    The error that ends the attempts carries their count as
+    :data:`ATTEMPTS_ATTRIBUTE`, for the message to say it.
     """
 
     def parse_retry_after(self, retry_after: str) -> float:
         return min(super().parse_retry_after(retry_after), MAX_RETRY_AFTER)
 
+    def increment(
+        self,
+        method: str | None = None,
+        url: str | None = None,
+        response: Any = None,
+        error: Exception | None = None,
+        _pool: Any = None,
+        _stacktrace: Any = None,
+    ) -> Retry:
+        policy = self.new(read=False) if isinstance(error, ReadTimeoutError) else self
+        try:
+            return Retry.increment(
+                policy,
+                method=method,
+                url=url,
+                response=response,
+                error=error,
+                _pool=_pool,
+                _stacktrace=_stacktrace,
+            )
+        except Exception as gave_up:
+            setattr(gave_up, ATTEMPTS_ATTRIBUTE, len(self.history) + 1)
+            raise
+
 
 def retry_policy(retries: int, backoff: float) -> Retry:
     """The urllib3 retry policy of a client: connection failures and busy answers.
 
-    ``retries`` bounds connection retries and retried answers alike; reads
-    are never retried, because a timeout means the service got the request
-    and may still be working on it. Every method is retried (the endpoints
-    are pure). After the last retry the busy answer itself is returned, so
-    that it raises the matching :class:`APIError` with its problem details.
+    ``retries`` bounds connection retries, connections dropped before the
+    answer and retried answers alike; a read timeout is never retried,
+    because the service got the request and may still be working on it.
+    Every method is retried (the endpoints are pure). After the last retry
+    the busy answer itself is returned, so that it raises the matching
+    :class:`APIError` with its problem details.
     """
     if isinstance(retries, bool) or not isinstance(retries, numbers.Integral):
         raise TypeError(f"retries must be an integer >= 0, such as 3; got {retries!r}")
@@ -945,7 +1013,7 @@ def retry_policy(retries: int, backoff: float) -> Retry:
         total=retries,
         connect=retries,
         status=retries,
-        read=False,
+        read=retries,
         other=False,
         redirect=False,
         allowed_methods=None,
@@ -954,6 +1022,26 @@ def retry_policy(retries: int, backoff: float) -> Retry:
         respect_retry_after_header=True,
         raise_on_status=False,
     )
+
+
+def _dropped(error: requests.ConnectionError) -> bool:
+    """Whether the last attempt connected, sent the request and lost the
+    connection before an answer (urllib3's ``ProtocolError``)."""
+    cause = error.args[0] if error.args else None
+
+    return isinstance(getattr(cause, "reason", cause), ProtocolError)
+
+
+def _connect_timeout(timeout: Any) -> Any:
+    return timeout[0] if isinstance(timeout, tuple) else timeout
+
+
+def _read_timeout(timeout: Any) -> Any:
+    return timeout[1] if isinstance(timeout, tuple) else timeout
+
+
+def _seconds(value: Any) -> str:
+    return "none" if value is None else f"{value:g} s"
 
 
 def _reason(error: requests.ConnectionError) -> str:

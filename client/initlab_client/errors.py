@@ -24,12 +24,28 @@ class ConnectionError(InitlabError):  # Shadows the builtin, as requests does.
     """The service could not be reached (refused, DNS failure, reset)."""
 
 
+class ConnectionDropped(ConnectionError):
+    """The request was sent, and the connection closed before any answer.
+
+    The service is running, but the worker computing the answer went away
+    (restarted, killed, or a proxy in between timed out); raised once the
+    retries have run out.
+    """
+
+
 class Timeout(InitlabError):
     """The service did not connect or answer within the client's timeout.
 
-    Every initlab computation is a pure function of its request, so retrying
-    is safe; a larger ``timeout`` helps for large specs.
+    A read timeout (the service has the request and has not answered) is not
+    retried, since it may still be computing; every initlab computation is a
+    pure function of its request, so trying again later is safe, and a
+    larger ``timeout`` helps for large specs.
     """
+
+
+class ConnectTimeout(Timeout):
+    """No connection opened within the connect timeout, after the retries;
+    nothing was sent."""
 
 
 class InvalidResponse(InitlabError):

@@ -27,12 +27,15 @@ from typing import Any
 
 import pytest
 import requests
+import urllib3.util.connection
 from click.testing import CliRunner, Result
 
 from initlab_client import Client, __version__
 from initlab_client.cli import EXIT_CODES, main
 from initlab_client.cli.app import cli
 from initlab_client.cli.output import Output
+
+from .test_retries import DroppingServer
 
 pytestmark = pytest.mark.server
 
@@ -837,6 +840,44 @@ def test_a_stopped_service_exits_4_naming_the_url() -> None:
         f"initlab: cannot reach the initlab service at {url}."
     )
     assert "make serve" in result.stderr
+
+
+def test_a_dropped_connection_exits_4_without_asking_to_start_the_service() -> None:
+    with DroppingServer(drops=100) as server:
+        result = run("--url", server.url, "--retries", "1", "health")
+
+    assert result.exit_code == 4
+    assert len(server.received) == 2
+    lines = result.stderr.splitlines()
+    assert lines[0] == (
+        f"initlab: the initlab service at {server.url} dropped the connection"
+        " before answering."
+    )
+    assert lines[1].startswith(
+        f"  GET {server.url}/healthz: no answer after 2 attempts"
+    )
+    assert "restarted a worker: try again later, or check its logs" in lines[1]
+    assert "make serve" not in result.stderr
+
+
+def test_a_connection_that_never_opens_exits_4_saying_so(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def never_connects(*args: object, **kwargs: object) -> None:
+        raise TimeoutError("timed out")
+
+    monkeypatch.setattr(urllib3.util.connection, "create_connection", never_connects)
+    url = "http://10.255.255.1:8000"
+
+    result = run("--url", url, "--timeout", "2", "--retries", "0", "health")
+
+    assert result.exit_code == 4
+    lines = result.stderr.splitlines()
+    assert (
+        lines[0] == f"initlab: no connection to the initlab service at {url} in time."
+    )
+    assert "never opened within the connect timeout of 2 s after 1 attempt" in lines[1]
+    assert "a larger --timeout helps" not in result.stderr
 
 
 def test_a_service_that_does_not_answer_in_time_exits_4() -> None:

@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import json
 import socket
+import socketserver
+import struct
 import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import requests
+import urllib3.util.connection
 import urllib3.util.retry
 
 import initlab_client
@@ -94,6 +97,61 @@ class ScriptedServer:
     def __exit__(self, *exc_info: object) -> None:
         self.httpd.shutdown()
         self.httpd.server_close()
+
+
+class DroppingServer:
+    """Reads each request whole, then closes the connection without a word for
+    the first ``drops`` requests (a worker killed mid-request); answers the
+    later ones 200 with ``{"status": "ok"}``. ``reset`` closes with a TCP
+    reset instead of an orderly close."""
+
+    def __init__(self, drops: int, reset: bool = False):
+        self.drops = drops
+        self.received: list[bytes] = []
+        server = self
+
+        class Handler(socketserver.StreamRequestHandler):
+            def handle(self) -> None:
+                head = b""
+                while not head.endswith(b"\r\n\r\n"):
+                    line = self.rfile.readline()
+                    if not line:
+                        return
+                    head += line
+                length = 0
+                for line in head.split(b"\r\n"):
+                    name, _, value = line.partition(b":")
+                    if name.strip().lower() == b"content-length":
+                        length = int(value)
+                server.received.append(head + self.rfile.read(length))
+                if len(server.received) <= server.drops:
+                    if reset:
+                        linger = struct.pack("ii", 1, 0)
+                        self.connection.setsockopt(
+                            socket.SOL_SOCKET, socket.SO_LINGER, linger
+                        )
+                    return
+                payload = b'{"status": "ok"}'
+                self.wfile.write(
+                    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                    b"Connection: close\r\n"
+                    b"Content-Length: %d\r\n\r\n%s" % (len(payload), payload)
+                )
+
+        self.server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(
+            target=self.server.serve_forever, args=(0.05,), daemon=True
+        )
+
+    def __enter__(self) -> DroppingServer:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
 
 
 def problem(status: int, title: str) -> dict:
@@ -283,7 +341,7 @@ def test_a_read_timeout_is_not_retried(attempts: list[str]) -> None:
 
         thread = threading.Thread(target=accept)
         thread.start()
-        with pytest.raises(initlab_client.Timeout):
+        with pytest.raises(initlab_client.Timeout) as caught:
             Client(f"http://127.0.0.1:{port}", timeout=(1, 0.2)).health()
         thread.join()
         for connection in accepted:
@@ -291,6 +349,85 @@ def test_a_read_timeout_is_not_retried(attempts: list[str]) -> None:
 
     assert len(accepted) == 1
     assert attempts == ["ReadTimeoutError"]
+    assert not isinstance(caught.value, initlab_client.ConnectTimeout)
+    assert "read timeout of 0.2 s after 1 attempt" in str(caught.value)
+
+
+# -- connections dropped before the answer ----------------------------------------
+
+
+@pytest.mark.parametrize("reset", [False, True], ids=["closed", "reset"])
+def test_a_connection_dropped_after_sending_is_retried(
+    reset: bool, waits: list[float], attempts: list[str]
+) -> None:
+    # A worker killed mid-request: the service got the request, and the
+    # connection closes before any answer. Every endpoint is pure, so the
+    # POST goes again, unchanged.
+    spec = {"dims": {}, "layers": [{"kind": "linear", "in": 4, "out": 2}]}
+    with DroppingServer(drops=2, reset=reset) as server, Client(server.url) as client:
+        response = client._send("POST", "/v1/recommendations", json={"spec": spec})
+
+    assert response.json() == {"status": "ok"}
+    assert len(server.received) == 3
+    assert attempts == ["ProtocolError", "ProtocolError"]
+    bodies = {received.partition(b"\r\n\r\n")[2] for received in server.received}
+    assert bodies == {json.dumps({"spec": spec}, separators=(",", ":")).encode()}
+    assert waits == [1.0]
+
+
+def test_a_connection_always_dropped_names_the_attempts_and_the_drop(
+    waits: list[float],
+) -> None:
+    with (
+        DroppingServer(drops=100) as server,
+        pytest.raises(initlab_client.ConnectionDropped) as caught,
+    ):
+        Client(server.url).health()
+
+    assert len(server.received) == initlab_client.DEFAULT_RETRIES + 1 == 4
+    message = str(caught.value)
+    assert message.startswith(f"GET {server.url}/healthz: no answer after 4 attempts")
+    assert "the connection was dropped after the request was sent" in message
+    assert "restarted a worker" in message
+    assert "check its logs" in message
+    # The service is running: no advice to start it or to check the URL.
+    assert "is it running" not in message
+    assert isinstance(caught.value, initlab_client.ConnectionError)
+
+
+def test_without_retries_a_dropped_connection_is_one_attempt() -> None:
+    with (
+        DroppingServer(drops=1) as server,
+        pytest.raises(initlab_client.ConnectionDropped, match="after 1 attempt:"),
+    ):
+        Client(server.url, retries=0).health()
+
+    assert len(server.received) == 1
+
+
+def test_a_connect_timeout_is_retried_and_says_nothing_was_sent(
+    monkeypatch: pytest.MonkeyPatch, waits: list[float], attempts: list[str]
+) -> None:
+    # A connection that never opens (a firewall dropping the SYN), made
+    # without the network: urllib3 reads a timeout of its connect as such.
+    connects: list[tuple] = []
+
+    def never_connects(address: tuple, *args: object, **kwargs: object) -> None:
+        connects.append(address)
+        raise TimeoutError("timed out")
+
+    monkeypatch.setattr(urllib3.util.connection, "create_connection", never_connects)
+    client = Client("http://127.0.0.1:9", timeout=(0.5, 5), retries=2)
+
+    with pytest.raises(initlab_client.ConnectTimeout) as caught:
+        client.health()
+
+    assert len(connects) == 3
+    assert attempts == ["ConnectTimeoutError"] * 3
+    message = str(caught.value)
+    assert "the connection never opened within the connect timeout of 0.5 s" in message
+    assert "after 3 attempts; nothing was sent" in message
+    assert isinstance(caught.value, initlab_client.Timeout)
 
 
 @pytest.mark.parametrize(

@@ -20,7 +20,9 @@ import click
 from ..client import API_KEY_ENV, BASE_URL_ENV, DEFAULT_BASE_URL
 from ..errors import (
     APIError,
+    ConnectionDropped,
     ConnectionError,
+    ConnectTimeout,
     InitlabError,
     InvalidRequest,
     InvalidResponse,
@@ -92,6 +94,12 @@ def failure(error: Exception, base_url: str | None) -> Failure:
             f"initlab: the answer from {where} cannot be read: {error}",
             "Is --url the address of an initlab service?",
         )
+    if isinstance(error, ConnectTimeout):
+        return Failure(
+            EXIT_UNREACHABLE,
+            f"initlab: no connection to the initlab service at {where} in time.",
+            f"  {error}",
+        )
     if isinstance(error, Timeout):
         return Failure(
             EXIT_UNREACHABLE,
@@ -99,6 +107,13 @@ def failure(error: Exception, base_url: str | None) -> Failure:
             f"  {error}",
             "The service may be busy or the request large: a larger --timeout"
             " helps (computations are pure, so trying again is safe).",
+        )
+    if isinstance(error, ConnectionDropped):
+        return Failure(
+            EXIT_UNREACHABLE,
+            f"initlab: the initlab service at {where} dropped the connection"
+            " before answering.",
+            f"  {error}",
         )
     if isinstance(error, ConnectionError):
         return Failure(
