@@ -16,8 +16,10 @@ import operator
 from collections.abc import Mapping
 from typing import Any
 
-# Deeper than any spec needs, and well within Python's recursion limit.
-MAX_DEPTH = 500
+# The service refuses a body whose arrays and objects nest deeper than this
+# (INITLAB_MAX_JSON_DEPTH, 64 by default); a spec nests a few levels. The
+# walk below recurses once per level, far within Python's recursion limit.
+MAX_DEPTH = 64
 
 
 class NotJSON(ValueError):
@@ -28,14 +30,28 @@ class NotJSON(ValueError):
         super().__init__(f"{self.pointer}: {message}")
 
 
-def json_ready(value: Any, pointer: str = "", depth: int = 0) -> Any:
+class BadNesting(NotJSON):
+    """Lists and mappings nested deeper than the service reads, or inside
+    themselves (a YAML alias inside its own anchor)."""
+
+
+def json_ready(value: Any, pointer: str = "", max_depth: int = MAX_DEPTH) -> Any:
     """``value`` with every number a plain ``int`` or finite ``float``.
 
     Mappings become dicts (their keys must be strings), lists and tuples
-    become lists. Raises :class:`NotJSON` for NaN and infinities, for
-    anything else JSON cannot hold (a date, a set, bytes), and for nesting
-    deeper than :data:`MAX_DEPTH`.
+    become lists. Raises :class:`NotJSON` for NaN and infinities and for
+    anything else JSON cannot hold (a date, a set, bytes), and
+    :class:`BadNesting` for a list or mapping that contains itself or that
+    lies deeper than ``max_depth`` levels (the outermost one is level 1).
     """
+    return _ready(value, pointer, 1, max_depth, set())
+
+
+def _ready(
+    value: Any, pointer: str, depth: int, max_depth: int, enclosing: set[int]
+) -> Any:
+    """:func:`json_ready` of ``value`` at ``depth``, inside the containers
+    whose ids are ``enclosing``."""
     if value is None or isinstance(value, (bool, str)):
         return value
     if isinstance(value, numbers.Integral):
@@ -49,30 +65,46 @@ def json_ready(value: Any, pointer: str = "", depth: int = 0) -> Any:
                 " give a finite number",
             )
         return number
+    if not isinstance(value, (Mapping, list, tuple)):
+        raise NotJSON(
+            pointer,
+            f"{value!r} ({type(value).__name__}) has no JSON form; give a number,"
+            " a string, a boolean, null, a list or an object",
+        )
 
-    if depth >= MAX_DEPTH:
-        raise NotJSON(pointer, f"nested deeper than {MAX_DEPTH} levels")
+    if id(value) in enclosing:
+        raise BadNesting(
+            pointer,
+            "this list or mapping contains itself (in YAML, an alias inside its"
+            " own anchor), which JSON cannot write; give the values themselves",
+        )
+    if depth > max_depth:
+        raise BadNesting(
+            pointer,
+            f"lists and objects nest more than {max_depth} levels deep here,"
+            " deeper than the service reads (a spec nests a few levels; see"
+            " examples/*.spec.json)",
+        )
+
+    enclosing.add(id(value))
     if isinstance(value, Mapping):
-        ready = {}
+        ready: Any = {}
         for key, item in value.items():
             if not isinstance(key, str):
                 raise NotJSON(
                     pointer,
                     f"the key {key!r} is a {type(key).__name__}; JSON keys are strings",
                 )
-            ready[key] = json_ready(item, f"{pointer}/{_escaped(key)}", depth + 1)
-        return ready
-    if isinstance(value, (list, tuple)):
-        return [
-            json_ready(item, f"{pointer}/{index}", depth + 1)
+            where = f"{pointer}/{_escaped(key)}"
+            ready[key] = _ready(item, where, depth + 1, max_depth, enclosing)
+    else:
+        ready = [
+            _ready(item, f"{pointer}/{index}", depth + 1, max_depth, enclosing)
             for index, item in enumerate(value)
         ]
+    enclosing.discard(id(value))
 
-    raise NotJSON(
-        pointer,
-        f"{value!r} ({type(value).__name__}) has no JSON form; give a number,"
-        " a string, a boolean, null, a list or an object",
-    )
+    return ready
 
 
 def _escaped(key: str) -> str:

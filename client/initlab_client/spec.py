@@ -20,10 +20,13 @@ from pathlib import Path
 from typing import Any, Union
 
 from . import layers as _layers
-from ._json import NotJSON, json_ready
+from ._json import MAX_DEPTH, BadNesting, NotJSON, json_ready
 from .errors import SpecFileError
 
 YAML_SUFFIXES = (".yaml", ".yml")
+# A spec file is sent as a member of the request body, one level down, and
+# the service reads MAX_DEPTH levels of the body.
+FILE_MAX_DEPTH = MAX_DEPTH - 1
 
 # A config.json given as its contents, or as the path of the file.
 ConfigSource = Union[Mapping[str, Any], str, "os.PathLike[str]"]
@@ -111,14 +114,20 @@ def json_integers(value: Any) -> Any:
     are converted entry by entry (a tuple becomes a list, as JSON writes it).
     Booleans and every other value stay as they are, for the service to name.
     """
-    if isinstance(value, bool):
+    return _integers(value, 1)
+
+
+def _integers(value: Any, depth: int) -> Any:
+    # Past the depth the service reads, values go as they are: the request's
+    # own check refuses them, naming the place (and a list inside itself).
+    if isinstance(value, bool) or depth > MAX_DEPTH:
         return value
     if isinstance(value, numbers.Integral):
         return operator.index(value)
     if isinstance(value, Mapping):
-        return {key: json_integers(each) for key, each in value.items()}
+        return {key: _integers(each, depth + 1) for key, each in value.items()}
     if isinstance(value, (list, tuple)):
-        return [json_integers(each) for each in value]
+        return [_integers(each, depth + 1) for each in value]
 
     return value
 
@@ -183,7 +192,7 @@ def load_spec(path: str | os.PathLike[str]) -> dict[str, Any]:
 
 def _parse_json(text: str, path: Path) -> Any:
     try:
-        return json.loads(
+        data = json.loads(
             text,
             object_pairs_hook=_object_without_repeats,
             parse_constant=_no_constant,
@@ -201,6 +210,11 @@ def _parse_json(text: str, path: Path) -> Any:
             f"{path}: arrays and objects nest too deeply to parse; a spec nests"
             " a few levels (see examples/*.spec.json)"
         ) from None
+
+    try:
+        return json_ready(data, max_depth=FILE_MAX_DEPTH)
+    except NotJSON as error:
+        raise SpecFileError(f"{path}: {error}") from None
 
 
 class _StrictJSONError(ValueError):
@@ -269,7 +283,9 @@ def _parse_yaml(text: str, path: Path) -> Any:
         raise SpecFileError(f"{path}: mappings and lists nest too deeply") from None
 
     try:
-        return json_ready(data)
+        return json_ready(data, max_depth=FILE_MAX_DEPTH)
+    except BadNesting as error:
+        raise SpecFileError(f"{path}: {error}") from None
     except NotJSON as error:
         raise SpecFileError(
             f"{path}: {error} (YAML reads some unquoted values, such as"

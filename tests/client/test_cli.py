@@ -745,6 +745,33 @@ def test_bad_options_exit_2_before_anything_is_sent(args: list[str]) -> None:
 
 
 @pytest.mark.parametrize(
+    ("name", "text", "problem"),
+    [
+        ("rec.yaml", "a: &a [*a]\n", "/a/0: this list or mapping contains itself"),
+        (
+            "deep.json",
+            '{"dims": {}, "layers": ' + "[" * 80 + "]" * 80 + "}",
+            "nest more than 63 levels deep here",
+        ),
+    ],
+)
+def test_a_spec_file_nested_in_itself_or_too_deep_exits_2_naming_it(
+    tmp_path: Path, name: str, text: str, problem: str
+) -> None:
+    path = tmp_path / name
+    path.write_text(text)
+
+    result = run("--url", f"http://127.0.0.1:{free_port()}", "recommend", str(path))
+
+    assert result.exit_code == 2, (result.stderr, result.exception)
+    assert result.stdout == ""
+    assert "Traceback" not in result.stderr
+    (error,) = [line for line in result.stderr.splitlines() if "Error" in line]
+    assert error.startswith(f"Error: Invalid value for SPEC: {path}: /")
+    assert problem in error
+
+
+@pytest.mark.parametrize(
     ("args", "stdin", "message"),
     [
         (["--timeout", "0", "health"], None, "timeout must be a positive"),
@@ -767,6 +794,7 @@ def test_bad_options_exit_2_before_anything_is_sent(args: list[str]) -> None:
             "/layers/0/in: datetime.date(2024, 1, 1)",
         ),
         (["recommend", "-"], '{"layers":' + "[" * 3000 + "]" * 3000 + "}", "deeply"),
+        (["recommend", "-"], "a: &a [*a]\n", "<stdin>: /a/0: this list or mapping"),
         (
             ["recommend", str(MLP_PATH), "--scheme", "normal", "--option", "std=NaN"],
             None,

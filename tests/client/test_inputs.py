@@ -102,6 +102,48 @@ def test_a_non_string_key_is_refused() -> None:
         client.recommend({"dims": {1: 768}, "layers": [LINEAR]})
 
 
+def test_a_list_that_contains_itself_is_refused_with_its_pointer() -> None:
+    client, adapter = recording_client()
+    looped: list = [LINEAR]
+    looped.append(looped)
+
+    with pytest.raises(InvalidRequest) as caught:
+        client.recommend({"dims": {}, "layers": looped})
+
+    assert caught.value.pointer == "/spec/layers/1"
+    assert "/spec/layers/1: this list or mapping contains itself" in str(caught.value)
+    assert adapter.requests == []
+
+
+def test_one_list_in_two_places_is_no_loop() -> None:
+    client, adapter = recording_client()
+    shared = [LINEAR]
+
+    client._send("POST", "/v1/recommendations", json={"a": shared, "b": shared})
+
+    assert json.loads(adapter.requests[0].body) == {"a": [LINEAR], "b": [LINEAR]}
+
+
+def test_nesting_is_bounded_where_the_service_bounds_it() -> None:
+    # The service reads 64 levels of a body (INITLAB_MAX_JSON_DEPTH): the
+    # body itself, "spec" inside it, and so on.
+    client, adapter = recording_client()
+
+    def nested(levels: int) -> list:
+        value: list = []
+        for _ in range(levels - 1):
+            value = [value]
+        return value
+
+    client._send("POST", "/v1/recommendations", json={"deep": nested(63)})
+    with pytest.raises(InvalidRequest) as caught:
+        client._send("POST", "/v1/recommendations", json={"deep": nested(64)})
+
+    assert caught.value.pointer == "/deep" + "/0" * 63
+    assert "nest more than 64 levels deep here" in str(caught.value)
+    assert len(adapter.requests) == 1
+
+
 def test_unicode_is_sent_as_utf8() -> None:
     client, adapter = recording_client()
 
@@ -121,6 +163,17 @@ def test_unicode_is_sent_as_utf8() -> None:
         ("inf.json", '{"layers": [{"in": -Infinity}]}', "-Infinity is not a JSON"),
         ("huge.json", '{"layers": [{"in": 1e400}]}', "1e400 is too large"),
         ("deep.json", '{"l":' + "[" * 5000 + "]" * 5000 + "}", "nest too deeply"),
+        (
+            "nested.json",
+            '{"l":' + "[" * 63 + "]" * 63 + "}",
+            "/l" + "/0" * 62 + ": lists and objects nest more than 63 levels",
+        ),
+        ("loop.yaml", "a: &a [*a]\n", "/a/0: this list or mapping contains itself"),
+        (
+            "loop-map.yaml",
+            "layers:\n- &fc {kind: linear, in: 2, out: 2, next: *fc}\n",
+            "/layers/0/next: this list or mapping contains itself",
+        ),
         ("blank.json", " \n\t\n", "is empty"),
         ("list.json", "[1, 2]", "must be an object with 'dims' and 'layers'"),
         ("date.yaml", "layers:\n- in: 2024-01-01\n", "/layers/0/in: datetime.date"),
