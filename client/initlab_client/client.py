@@ -162,14 +162,16 @@ class Client:
 
         ``spec`` is the architecture as a mapping (see :func:`load_spec` to
         read one from a file); ``scheme`` a name or ``{"name": ..., option:
-        value}``; ``overrides`` maps globs over parameter or layer names to
-        schemes. Raises :class:`ValidationError` when the spec breaks a rule,
-        with a JSON pointer to each field at fault.
+        value}``; ``overrides`` is a mapping of globs over parameter or layer
+        names to schemes, applied in order (the later match wins). Raises
+        :class:`TypeError` before sending for ``overrides`` of another type,
+        and :class:`ValidationError` when the spec breaks a rule, with a JSON
+        pointer to each field at fault.
         """
         _check_spec(spec)
         body: dict[str, Any] = {"spec": dict(spec), "scheme": scheme}
         if overrides is not None:
-            body["overrides"] = dict(overrides)
+            body["overrides"] = _overrides(overrides)
 
         return self._call(
             "POST", "/v1/recommendations", Recommendations.from_json, json=body
@@ -213,7 +215,7 @@ class Client:
         if input_correlation is not None:
             body["input"]["correlation"] = input_correlation
         if overrides is not None:
-            body["overrides"] = dict(overrides)
+            body["overrides"] = _overrides(overrides)
         optional = {
             "batch_size": batch_size,
             "seeds": seeds,
@@ -732,6 +734,19 @@ def _check_spec(spec: Any) -> None:
             f"spec must be a mapping with 'dims' and 'layers', got"
             f" {type(spec).__name__}; load_spec(path) reads one from a file"
         )
+
+
+def _overrides(overrides: Any) -> dict[str, Any]:
+    """``overrides`` as the service reads them: an object of glob → scheme."""
+    if not isinstance(overrides, Mapping):
+        raise TypeError(
+            "overrides must be a mapping of glob patterns over parameter or layer"
+            " names to schemes, such as {'*.bias': 'constant', 'fc': {'name':"
+            f" 'normal', 'std': 0.01}}; got {type(overrides).__name__}"
+            f" {overrides!r}"
+        )
+
+    return dict(overrides)
 
 
 def _import_format(config: Any, arch: Any) -> str:

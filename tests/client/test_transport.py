@@ -152,6 +152,31 @@ def test_recommend_posts_spec_scheme_and_overrides_as_json() -> None:
     }
 
 
+@pytest.mark.parametrize(
+    ("overrides", "got"),
+    [
+        (["fc1"], "got list ['fc1']"),
+        ("fc1=normal", "got str 'fc1=normal'"),
+        ([("fc1", "normal")], "got list [('fc1', 'normal')]"),
+    ],
+)
+@pytest.mark.parametrize("method", ["recommend", "statistics"])
+def test_overrides_that_are_not_a_mapping_are_refused_naming_them(
+    overrides, got: str, method: str
+) -> None:
+    client, adapter = stub_client(200, {})
+    spec = {"dims": {}, "layers": [{"kind": "linear", "in": 4, "out": 2}]}
+
+    with pytest.raises(TypeError) as caught:
+        getattr(client, method)(spec, "auto", overrides)
+
+    message = str(caught.value)
+    assert message.startswith("overrides must be a mapping of glob patterns")
+    assert "{'*.bias': 'constant'," in message
+    assert message.endswith(got)
+    assert adapter.requests == []
+
+
 def test_activation_parameters_go_in_the_query() -> None:
     client, adapter = stub_client(200, {"activations": []})
 
