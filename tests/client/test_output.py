@@ -151,3 +151,56 @@ def test_prose_columns_wrap_between_words_on_a_narrow_terminal(
         assert name in names
     # Each option keeps its name and default together.
     assert "distribution=truncated_normal," in shown.split()
+
+
+def into_a_closed_pipe(*args: str) -> tuple[int, str]:
+    """``initlab ARGS`` writing into a pipe whose reader has gone (``| head``
+    once it has read what it wanted); the exit status and standard error."""
+    reader, writer = os.pipe()
+    os.close(reader)
+    try:
+        process = subprocess.run(
+            [*COMMAND, *args],
+            stdout=writer,
+            stderr=subprocess.PIPE,
+            env={
+                name: value
+                for name, value in os.environ.items()
+                if name != "INITLAB_URL"
+            },
+            check=False,
+            timeout=60,
+        )
+    finally:
+        os.close(writer)
+
+    return process.returncode, process.stderr.decode()
+
+
+def test_a_closed_pipe_ends_the_command_quietly_with_141(
+    live_server_url: str,
+) -> None:
+    # --json writes and flushes while the command runs: the closed pipe is
+    # met there.
+    status, errors = into_a_closed_pipe(
+        "--url",
+        live_server_url,
+        "recommend",
+        str(REPO_ROOT / "examples" / "gpt2-small.spec.json"),
+        "--json",
+    )
+
+    assert (status, errors) == (128 + 13, "")  # 128 + SIGPIPE, and no message.
+
+
+def test_a_closed_pipe_met_at_exit_gives_141_without_a_warning(
+    live_server_url: str,
+) -> None:
+    # A small table is still buffered when the command returns: the closed
+    # pipe is met when it is flushed, before Python's exit would print
+    # "Exception ignored ... BrokenPipeError" and exit 120.
+    status, errors = into_a_closed_pipe(
+        "--url", live_server_url, "recommend", str(MLP_PATH)
+    )
+
+    assert (status, errors) == (141, "")

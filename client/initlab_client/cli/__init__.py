@@ -14,6 +14,7 @@ from a service that is down: see :data:`EXIT_CODES`.
 from __future__ import annotations
 
 import importlib.util
+import os
 import sys
 from collections.abc import Sequence
 
@@ -22,6 +23,8 @@ EXIT_UNEXPECTED = 1
 EXIT_BAD_INPUT = 2
 EXIT_SERVER_ERROR = 3
 EXIT_UNREACHABLE = 4
+# 128 + SIGPIPE, what a shell reports for a Unix tool whose reader went away.
+EXIT_CLOSED_OUTPUT = 141
 
 EXIT_CODES = {
     EXIT_OK: "success",
@@ -39,6 +42,10 @@ EXIT_CODES = {
     EXIT_UNREACHABLE: (
         "the service cannot be reached, did not answer in time, or was still"
         " busy (429) after the retries: try again later"
+    ),
+    EXIT_CLOSED_OUTPUT: (
+        "standard output was closed before the answer was written (initlab ..."
+        " | head), as for other Unix tools; nothing is printed"
     ),
 }
 
@@ -61,7 +68,29 @@ def main(args: Sequence[str] | None = None) -> None:
 
     from .app import cli
 
-    cli.main(args=None if args is None else list(args), prog_name="initlab")
+    try:
+        cli.main(args=None if args is None else list(args), prog_name="initlab")
+    finally:
+        # What is still buffered is written now, not at exit, where a closed
+        # pipe would print "Exception ignored ... BrokenPipeError".
+        try:
+            sys.stdout.flush()
+        except BrokenPipeError:
+            quiet_closed_output()
+            raise SystemExit(EXIT_CLOSED_OUTPUT) from None
+
+
+def quiet_closed_output() -> None:
+    """Point standard output at the null device once its reader has gone.
+
+    Python flushes ``sys.stdout`` again at exit; writing to the closed pipe
+    there would print a warning and change the exit status.
+    """
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    finally:
+        os.close(devnull)
 
 
 def _installed(name: str) -> bool:

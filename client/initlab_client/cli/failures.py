@@ -32,10 +32,12 @@ from ..errors import (
 )
 from . import (
     EXIT_BAD_INPUT,
+    EXIT_CLOSED_OUTPUT,
     EXIT_CODES,
     EXIT_SERVER_ERROR,
     EXIT_UNEXPECTED,
     EXIT_UNREACHABLE,
+    quiet_closed_output,
 )
 from .settings import Settings
 
@@ -47,7 +49,7 @@ START_HINT = (
 # click from joining the lines).
 EPILOG = "\b\nExit status:\n" + "\n".join(
     textwrap.fill(
-        meaning, width=76, initial_indent=f"  {code}  ", subsequent_indent="     "
+        meaning, width=76, initial_indent=f"  {code:>3}  ", subsequent_indent=" " * 7
     )
     for code, meaning in EXIT_CODES.items()
 )
@@ -171,8 +173,10 @@ class InitlabGroup(click.Group):
         except (click.ClickException, click.exceptions.Exit, click.Abort):
             raise
         except OSError as error:
-            if error.errno == errno.EPIPE:  # A closed pipe: click handles it.
-                raise
+            if error.errno == errno.EPIPE:
+                # The reader of stdout went away (| head): stop quietly.
+                quiet_closed_output()
+                raise click.exceptions.Exit(EXIT_CLOSED_OUTPUT) from None
             raise _failure(ctx, error) from error
         except Exception as error:
             raise _failure(ctx, error) from error
