@@ -52,6 +52,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Union
 
+from ._extras import install_command
+
 try:
     import torch
     import torch.nn.functional as F
@@ -61,9 +63,10 @@ except ModuleNotFoundError as error:
         raise
     raise ModuleNotFoundError(
         "initlab_client.pytorch needs PyTorch 2.1 or newer, which is not installed;"
-        " pip install 'initlab-client[torch]', or first install PyTorch the way"
-        " https://pytorch.org/get-started/locally/ says for your platform (a CPU"
-        " build is enough)",
+        " install PyTorch the way https://pytorch.org/get-started/locally/ says"
+        " for your platform (a CPU build is enough), or else "
+        + install_command("torch")
+        + ", which installs PyPI's default build",
         name="torch",
     ) from error
 

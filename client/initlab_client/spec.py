@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Union
 
 from . import layers as _layers
+from ._extras import install_command
 from ._json import MAX_DEPTH, BadNesting, NotJSON, json_ready
 from .errors import SpecFileError
 
@@ -256,8 +257,8 @@ def _parse_yaml(text: str, path: Path) -> Any:
         import yaml
     except ImportError as error:
         raise ImportError(
-            f"{path} is YAML, which needs PyYAML: pip install 'initlab-client[yaml]'"
-            " (or convert the spec to JSON)"
+            f"{path} is YAML, which needs PyYAML: {install_command('yaml')}, or"
+            " convert the spec to JSON"
         ) from error
 
     class StrictLoader(yaml.SafeLoader):

@@ -1094,7 +1094,8 @@ def test_without_click_main_says_how_to_install_it(
     captured = capsys.readouterr()
     assert captured.out == ""
     (line,) = captured.err.splitlines()
-    assert "pip install 'initlab-client[cli]'" in line
+    assert "pip install '<path to initlab>/client[cli]'" in line
+    assert "initlab-client is not on PyPI" in line
     assert "click" in line
 
 

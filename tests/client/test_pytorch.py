@@ -1032,5 +1032,6 @@ def test_import_without_torch_says_how_to_install() -> None:
     assert message.startswith(
         "initlab_client.pytorch needs PyTorch 2.1 or newer, which is not installed"
     )
-    assert "pip install 'initlab-client[torch]'" in message
+    assert "pip install '<path to initlab>/client[torch]'" in message
+    assert "initlab-client is not on PyPI" in message
     assert "https://pytorch.org/get-started/locally/" in message

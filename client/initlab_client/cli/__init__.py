@@ -1,9 +1,10 @@
 """The ``initlab`` command: the service's answers as tables, JSON or CSV.
 
-Installed with the ``cli`` extra (``pip install 'initlab-client[cli]'``),
-which brings click and rich; the rest of the client never imports this
-package, so it still needs only ``requests``. :func:`main` is the console
-script; ``python -m initlab_client.cli`` runs it too.
+Installed with the ``cli`` extra (``pip install './client[cli]'`` in the
+initlab repository), which brings click and rich; the rest of the client
+never imports this package, so it still needs only ``requests``.
+:func:`main` is the console script; ``python -m initlab_client.cli`` runs it
+too.
 
 Every command prints a table for people by default, ``--json`` the
 service's answer (the same JSON, indented) and ``--csv`` one line per row.
@@ -18,6 +19,8 @@ import os
 import sys
 from collections.abc import Sequence
 
+from .._extras import install_command
+
 EXIT_OK = 0
 EXIT_UNEXPECTED = 1
 EXIT_BAD_INPUT = 2
@@ -30,7 +33,7 @@ EXIT_CODES = {
     EXIT_OK: "success",
     EXIT_UNEXPECTED: (
         "an unexpected error (a bug: please report it), or the command line's"
-        " own packages missing (pip install 'initlab-client[cli]')"
+        " own packages, click and rich, missing"
     ),
     EXIT_BAD_INPUT: (
         "bad input: a wrong option, an unreadable spec file, or a request the"
@@ -51,7 +54,7 @@ EXIT_CODES = {
 
 INSTALL_HINT = (
     "initlab: the command line needs click and rich ({missing} not installed);"
-    " install them with: pip install 'initlab-client[cli]'"
+    " install them with: " + install_command("cli")
 )
 
 

@@ -20,6 +20,7 @@ from typing import Any
 
 import click
 
+from .._extras import install_command
 from ..errors import SpecFileError
 from ..spec import (
     YAML_SUFFIXES,
@@ -339,7 +340,7 @@ def _from_stdin(hint: str) -> dict[str, Any]:
             data = _parse_yaml(text, Path("<stdin>"))
         except ImportError:
             raise click.BadParameter(
-                f"{json_error}; YAML needs PyYAML: pip install 'initlab-client[yaml]'",
+                f"{json_error}; YAML needs PyYAML: {install_command('yaml')}",
                 param_hint=hint,
             ) from None
         except SpecFileError as yaml_error:
