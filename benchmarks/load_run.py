@@ -24,19 +24,23 @@ max and how many checks took over 1 s. The exit status is 1 when any
 request failed (``--check``: also when a health check took over 1 s).
 
 The service runs as ``make serve`` runs it (``gunicorn --config
-service/gunicorn.conf.py``, sync workers). ``--compare`` runs the same load
-again on alternatives given on gunicorn's command line, to see which keeps
-the health check within 1 s while every sync worker is busy with a
-multi-second request: four sync workers; gthread workers (2 × 4 threads),
-which accept every connection and queue it for their threads; the same with
-``--worker-connections 4``, so that a worker accepts a connection only when
-one of its threads is free; and that without recycling (``--max-requests
-0``): a gthread worker that reaches max_requests stops accepting until its
-last request, a multi-second one too, is done, and only then is replaced.
-``--gunicorn "OPTIONS"`` runs one configuration of your own instead.
+service/gunicorn.conf.py``: gthread workers of 6 threads that accept only
+with a thread free, each running at most 2 multi-second computations and
+queueing 2 more, refusing others with 503 busy). ``--flood`` sends the
+sixteen clients all for multi-second requests instead (8 statistics, 8
+coordinate checks): more than the workers take, so 503 busy answers are
+expected and counted apart, and the question is whether /healthz still
+answers within 1 s. ``--compare`` runs the same load again on alternatives:
+four sync workers; gthread workers that accept every connection and queue
+it for their threads; bounded connections without the compute gate
+(``INITLAB_MAX_RUNNING_COMPUTATIONS=0``); and bounded connections with
+recycling (``--max-requests 1000``): a gthread worker that reaches
+max_requests stops accepting until its last request, a multi-second one
+too, is done. ``--gunicorn "OPTIONS"`` runs one configuration of your own
+instead.
 
-Usage: python benchmarks/load_run.py [--seconds S] [--compare]
-[--gunicorn "--worker-class gthread --threads 4"] [--check]
+Usage: python benchmarks/load_run.py [--seconds S] [--flood] [--compare]
+[--gunicorn "--worker-class gthread --threads 8"] [--check]
 """
 
 from __future__ import annotations
@@ -54,17 +58,21 @@ from loadkit import Gunicorn, HealthProbe, ProbeResult, RequestKind, WrkReport
 
 HEALTH_GOAL_SECONDS = 1.0
 PROBE_INTERVAL_SECONDS = 0.25
-GTHREAD = ("--worker-class", "gthread", "--threads", "4")
-# A gthread worker accepts up to worker_connections (default 1000) and queues
-# them for its threads; at 4 it accepts only with a thread free.
-BOUNDED = (*GTHREAD, "--worker-connections", "4")
-ALTERNATIVES = {
-    "sync, 4 workers": ("--workers", "4"),
-    "gthread, 2 workers × 4 threads": GTHREAD,
-    "gthread, 2 × 4 threads, 4 connections": BOUNDED,
+BUSY_STATUS = 503
+# (gunicorn options, environment) of each alternative to the configured one.
+NO_GATE = {"INITLAB_MAX_RUNNING_COMPUTATIONS": "0"}
+ALTERNATIVES: dict[str, tuple[tuple[str, ...], dict[str, str]]] = {
+    "sync, 4 workers": (("--worker-class", "sync", "--workers", "4"), NO_GATE),
+    # worker_connections 1000 (gunicorn's default): every connection accepted
+    # and queued for the threads.
+    "gthread 2 × 6, unbounded connections": (
+        ("--worker-connections", "1000"),
+        NO_GATE,
+    ),
+    "gthread 2 × 6, bounded, no compute gate": ((), NO_GATE),
     # A gthread worker at its max_requests stops accepting and finishes its
     # requests first, a multi-second one too, before the master replaces it.
-    "the same, max_requests 0": (*BOUNDED, "--max-requests", "0"),
+    "configured, max_requests 1000": (("--max-requests", "1000"), {}),
 }
 
 
@@ -78,7 +86,12 @@ class Client:
     short: str
 
 
-def clients() -> list[Client]:
+def clients(flood: bool = False) -> list[Client]:
+    if flood:
+        return [
+            Client(loadkit.gpt2_statistics(), 8, True, "stats gpt2"),
+            Client(loadkit.coord_check(), 8, True, "coord-check"),
+        ]
     return [
         Client(loadkit.get("schemes", "/v1/schemes"), 4, False, "schemes"),
         Client(loadkit.recommendations("mlp-3layer"), 4, False, "rec. mlp"),
@@ -96,10 +109,22 @@ class Outcome:
     workers: str
     reports: list[tuple[Client, WrkReport]]
     probe: list[ProbeResult]
+    # In a flood, 503 busy answers are the service refusing more than it takes.
+    flood: bool = False
 
     @property
     def request_failures(self) -> int:
-        return sum(report.failures for _, report in self.reports)
+        """Failed requests: socket errors and non-2xx answers (in a flood, but 503)."""
+        failures = sum(report.failures for _, report in self.reports)
+        return failures - self.busy if self.flood else failures
+
+    @property
+    def busy(self) -> int:
+        return sum(self.busy_of(report) for _, report in self.reports)
+
+    @staticmethod
+    def busy_of(report: WrkReport) -> int:
+        return report.statuses.get(BUSY_STATUS, 0)
 
     @property
     def probe_failures(self) -> int:
@@ -115,15 +140,21 @@ class Outcome:
 
 
 def run_configuration(
-    label: str, options: tuple[str, ...], seconds: int, workdir: Path, number: int
+    label: str,
+    options: tuple[str, ...],
+    environment: dict[str, str],
+    groups: list[Client],
+    seconds: int,
+    workdir: Path,
+    number: int,
 ) -> Outcome:
-    groups = clients()
     slug = f"run{number}"
     manifests = [
         loadkit.write_manifest(workdir, f"{slug}-{index}", [group.kind])
         for index, group in enumerate(groups)
     ]
-    with Gunicorn(workdir / f"{slug}.log", options=options) as server:
+    log = workdir / f"{slug}.log"
+    with Gunicorn(log, options=options, environment=environment) as server:
         # Every kind once before the clock starts: each must answer 200.
         for group in groups:
             status, body = loadkit.http_request(server.port, group.kind, timeout=60.0)
@@ -145,7 +176,9 @@ def run_configuration(
         checks = probe.stop()
         workers = server.workers_line()
 
-    return Outcome(label, workers, list(zip(groups, reports, strict=True)), checks)
+    flood = all(group.expensive for group in groups)
+    pairs = list(zip(groups, reports, strict=True))
+    return Outcome(label, workers, pairs, checks, flood)
 
 
 def latency(report: WrkReport, percent: float | None) -> str:
@@ -192,8 +225,10 @@ def print_outcome(outcome: Outcome, command: str) -> None:
     socket_errors = sum(report.socket_errors for _, report in outcome.reports)
     print(
         f"zero errors: {'yes' if not outcome.request_failures else 'NO'}"
-        f" (non-2xx {non_2xx}, socket errors {socket_errors}, failed health"
-        f" checks {outcome.probe_failures})"
+        f" (non-2xx {non_2xx}, of them {outcome.busy} × 503 busy"
+        f"{', expected in a flood' if outcome.flood else ''},"
+        f" socket errors {socket_errors}, failed health checks"
+        f" {outcome.probe_failures})"
     )
     print(
         f"health checks within {HEALTH_GOAL_SECONDS:g} s:"
@@ -207,6 +242,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=int, default=40)
     parser.add_argument("--compare", action="store_true")
+    parser.add_argument("--flood", action="store_true")
     parser.add_argument("--gunicorn", default=None, metavar="OPTIONS")
     parser.add_argument("--check", action="store_true")
     args = parser.parse_args()
@@ -214,13 +250,16 @@ def main() -> int:
         parser.error(f"--seconds must be within 5 … 600; got {args.seconds}")
 
     loadkit.wrk_executable()
-    configurations: list[tuple[str, tuple[str, ...]]] = [("as configured", ())]
+    configurations: list[tuple[str, tuple[tuple[str, ...], dict[str, str]]]] = [
+        ("as configured", ((), {}))
+    ]
     if args.gunicorn is not None:
-        configurations = [(args.gunicorn, tuple(shlex.split(args.gunicorn)))]
+        configurations = [(args.gunicorn, (tuple(shlex.split(args.gunicorn)), {}))]
     if args.compare:
         configurations += list(ALTERNATIVES.items())
 
-    total = sum(group.connections for group in clients())
+    groups = clients(flood=args.flood)
+    total = sum(group.connections for group in groups)
     print(
         f"{total} clients for {args.seconds} s on 127.0.0.1, one wrk process (1"
         " thread) per kind of request; wrk, the probe and the workers share the"
@@ -231,13 +270,25 @@ def main() -> int:
 
     outcomes = []
     with tempfile.TemporaryDirectory(prefix="load-run-") as directory:
-        for number, (label, options) in enumerate(configurations):
+        for number, (label, (options, environment)) in enumerate(configurations):
             command = shlex.join(
-                ["gunicorn", "--config", loadkit.GUNICORN_CONFIG, *options]
+                [
+                    *(f"{name}={value}" for name, value in environment.items()),
+                    "gunicorn",
+                    "--config",
+                    loadkit.GUNICORN_CONFIG,
+                    *options,
+                ]
             )
             begun = time.monotonic()
             outcome = run_configuration(
-                label, options, args.seconds, Path(directory), number
+                label,
+                options,
+                environment,
+                groups,
+                args.seconds,
+                Path(directory),
+                number,
             )
             outcomes.append(outcome)
             print_outcome(outcome, f"{command} ({time.monotonic() - begun:.0f} s)")

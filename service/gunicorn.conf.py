@@ -8,7 +8,7 @@ container (``gunicorn --config service/gunicorn.conf.py initlab.web.wsgi:app``).
 | ``BIND``                      | ``127.0.0.1:$PORT`` | ``bind``             |
 | ``PORT``                      | ``8000``            | (used by ``BIND``)   |
 | ``WEB_CONCURRENCY``           | ``2``               | ``workers``          |
-| ``GUNICORN_THREADS``          | ``4``               | ``threads``          |
+| ``GUNICORN_THREADS``          | ``6``               | ``threads``          |
 | ``GUNICORN_MAX_REQUESTS``     | ``0`` (never)       | ``max_requests``     |
 | ``GUNICORN_TIMEOUT``          | ``60``              | ``timeout``          |
 | ``GUNICORN_GRACEFUL_TIMEOUT`` | ``30``              | ``graceful_timeout`` |
@@ -19,10 +19,15 @@ The work is CPU-bound numpy on small arrays, each worker with one BLAS
 thread: two workers on two cores with several BLAS threads each would only
 fight over the cores. Workers are threaded (gthread) and accept a connection
 only when one of their threads is free (``worker_connections = threads``),
-so a health check or a cheap request never waits behind multi-second
-computations: measured with ``benchmarks/load_run.py`` (16 clients, 4 of
-them asking for multi-second statistics and µP checks), sync workers kept
-``/healthz`` waiting up to 23 s, these settings at most 27 ms. Worker
+and each worker runs at most ``INITLAB_MAX_RUNNING_COMPUTATIONS`` (2)
+multi-second computations with ``INITLAB_MAX_QUEUED_COMPUTATIONS`` (2) more
+waiting, refusing others with 503 busy (initlab.web.admission): two of its
+six threads stay free, so a health check or a cheap request never waits
+behind multi-second computations, however many arrive. Measured with
+``benchmarks/load_run.py`` (16 clients, 4 of them asking for multi-second
+statistics and µP checks), sync workers kept ``/healthz`` waiting up to 23 s;
+threads without the gate kept it waiting 14 s once 16 clients all asked for
+multi-second statistics. Worker
 recycling (``max_requests``) is off by default: a recycling worker stops
 accepting until its long requests end, which stalled health checks for
 seconds, and 10,000 requests grew the workers by nothing but the response
@@ -108,14 +113,61 @@ def _non_negative_int(variable: str, default: int) -> int:
     raw = os.environ.get(variable, "").strip()
     if raw == "0":
         return 0
+    try:
+        return _positive_int(variable, default)
+    except SystemExit:
+        raise SystemExit(
+            f"{variable} must be 0 (off) or a positive integer; got {raw!r}. Fix it"
+            f" or unset {variable} to use the default {default}."
+        ) from None
 
-    return _positive_int(variable, default)
+
+def _at_most(variable: str, value: int, most: int) -> int:
+    """``value``, or stop with one line naming ``variable`` when above ``most``."""
+    if value > most:
+        raise SystemExit(
+            f"{variable} must be at most {most}; got {value}. Each worker is a"
+            " process holding numpy and the app (about 100 MB); lower it, or unset"
+            f" {variable} to use the default."
+        )
+    return value
+
+
+def _threads_left(threads: int) -> int:
+    """``threads``, when it leaves threads free beside the gated computations.
+
+    Each worker runs ``INITLAB_MAX_RUNNING_COMPUTATIONS`` multi-second
+    computations and queues ``INITLAB_MAX_QUEUED_COMPUTATIONS`` more
+    (initlab.web.admission); its other threads answer health checks and cheap
+    requests, so there must be at least one. A bad INITLAB_ value is left to
+    the app, which names it when it loads.
+    """
+    from initlab.web.config import Config, ConfigError
+
+    try:
+        config = Config.from_environ()
+    except ConfigError:
+        return threads
+    if config.max_running_computations == 0:
+        return threads  # no gate
+    gated = config.max_running_computations + config.max_queued_computations
+    if gated >= threads:
+        raise SystemExit(
+            f"GUNICORN_THREADS must be above INITLAB_MAX_RUNNING_COMPUTATIONS +"
+            f" INITLAB_MAX_QUEUED_COMPUTATIONS = {gated}, so that a worker keeps a"
+            f" thread for health checks while it computes; got {threads}. Raise"
+            " GUNICORN_THREADS or lower the other two (0 running turns the gate"
+            " off)."
+        )
+    return threads
 
 
 bind = [os.environ.get("BIND") or f"127.0.0.1:{_positive_int('PORT', 8000)}"]
-workers = _positive_int("WEB_CONCURRENCY", 2)
+workers = _at_most("WEB_CONCURRENCY", _positive_int("WEB_CONCURRENCY", 2), 32)
 worker_class = "gthread"
-threads = _positive_int("GUNICORN_THREADS", 4)
+threads = _threads_left(
+    _at_most("GUNICORN_THREADS", _positive_int("GUNICORN_THREADS", 6), 64)
+)
 worker_connections = threads
 timeout = _positive_int("GUNICORN_TIMEOUT", 60)
 graceful_timeout = _positive_int("GUNICORN_GRACEFUL_TIMEOUT", 30)

@@ -24,7 +24,7 @@ import pytest
 import yaml
 from gunicorn.config import Config as GunicornConfig
 
-from initlab.web.config import DEFAULT_MAX_BODY_BYTES
+from initlab.web.config import DEFAULT_MAX_BODY_BYTES, Config
 from initlab.web.problems import BODY_TOO_LARGE, PROBLEM_TYPE_BASE
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -300,13 +300,25 @@ def test_nginx_body_limit_is_the_service_body_limit() -> None:
     assert nginx_size_bytes(limit[0]) == DEFAULT_MAX_BODY_BYTES == 1024 * 1024
 
 
-def test_nginx_waits_longer_than_gunicorn(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_nginx_waits_for_a_turn_and_a_minute_of_computing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Threaded workers never cut a request off: the proxy must outwait the
+    # gate's longest wait for a turn and a computation sharing its core.
     environment = compose()["services"][SERVICE]["environment"]
-    module, _ = load_gunicorn_conf(monkeypatch, environment)
+    load_gunicorn_conf(monkeypatch, environment)
+    wait = Config.from_environ(environment).computation_wait_seconds
 
     for directive in ("proxy_read_timeout", "proxy_send_timeout"):
         (value,) = nginx_directives(directive)
-        assert nginx_seconds(value[0]) >= module.timeout == 60, directive
+        assert nginx_seconds(value[0]) >= wait + 60 == 90, directive
+
+
+def test_nginx_sends_a_busy_replicas_requests_to_another() -> None:
+    (policy,) = nginx_directives("proxy_next_upstream")
+
+    assert policy == ["error", "http_503", "non_idempotent"]
+    assert nginx_directives("proxy_next_upstream_tries") == [["3"]]
 
 
 def test_nginx_passes_the_request_id() -> None:
@@ -361,7 +373,7 @@ def test_gunicorn_conf_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
     assert module.bind == ["127.0.0.1:8000"]
     assert module.workers == 2
     assert module.worker_class == "gthread"
-    assert module.threads == 4
+    assert module.threads == 6
     # A worker accepts only while a thread is free (see the module docstring).
     assert module.worker_connections == module.threads
     assert module.timeout == 60
@@ -417,7 +429,6 @@ def test_gunicorn_conf_bind_wins_over_port(monkeypatch: pytest.MonkeyPatch) -> N
         ("PORT", "-1"),
         ("GUNICORN_TIMEOUT", "0"),
         ("GUNICORN_THREADS", "0"),
-        ("GUNICORN_MAX_REQUESTS", "-5"),
     ],
 )
 def test_gunicorn_conf_refuses_a_bad_number(
@@ -427,6 +438,55 @@ def test_gunicorn_conf_refuses_a_bad_number(
     # with "Failed to read config file" and a traceback.
     with pytest.raises(SystemExit, match=rf"^{variable} must be a positive integer"):
         load_gunicorn_conf(monkeypatch, {variable: value})
+
+
+def test_gunicorn_conf_allows_zero_max_requests_and_says_so(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    module, _ = load_gunicorn_conf(monkeypatch, {"GUNICORN_MAX_REQUESTS": "0"})
+    assert module.max_requests == 0
+
+    with pytest.raises(SystemExit) as refused:
+        load_gunicorn_conf(monkeypatch, {"GUNICORN_MAX_REQUESTS": "-5"})
+    assert str(refused.value) == (
+        "GUNICORN_MAX_REQUESTS must be 0 (off) or a positive integer; got '-5'."
+        " Fix it or unset GUNICORN_MAX_REQUESTS to use the default 0."
+    )
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "most"),
+    [("WEB_CONCURRENCY", "100000", 32), ("GUNICORN_THREADS", "65", 64)],
+)
+def test_gunicorn_conf_refuses_more_processes_or_threads_than_it_bounds(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str, most: int
+) -> None:
+    with pytest.raises(SystemExit) as refused:
+        load_gunicorn_conf(monkeypatch, {variable: value})
+
+    assert str(refused.value).startswith(
+        f"{variable} must be at most {most}; got {value}."
+    )
+
+
+def test_gunicorn_conf_keeps_a_thread_free_beside_the_gated_computations(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # 2 running + 2 queued by default: 4 threads would leave none for /healthz.
+    with pytest.raises(SystemExit) as refused:
+        load_gunicorn_conf(monkeypatch, {"GUNICORN_THREADS": "4"})
+    assert str(refused.value) == (
+        "GUNICORN_THREADS must be above INITLAB_MAX_RUNNING_COMPUTATIONS +"
+        " INITLAB_MAX_QUEUED_COMPUTATIONS = 4, so that a worker keeps a thread for"
+        " health checks while it computes; got 4. Raise GUNICORN_THREADS or lower"
+        " the other two (0 running turns the gate off)."
+    )
+
+    module, _ = load_gunicorn_conf(
+        monkeypatch,
+        {"GUNICORN_THREADS": "4", "INITLAB_MAX_QUEUED_COMPUTATIONS": "1"},
+    )
+    assert (module.threads, module.worker_connections) == (4, 4)
 
 
 @pytest.mark.parametrize(
@@ -497,8 +557,8 @@ def test_gunicorn_conf_names_are_gunicorn_settings_it_accepts(
     assert config.address == [("127.0.0.1", 8000)]
     assert config.workers == 2
     assert config.worker_class_str == "gthread"
-    assert config.threads == 4
-    assert config.worker_connections == 4
+    assert config.threads == 6
+    assert config.worker_connections == 6
     assert config.max_requests == 0
     assert config.preload_app is True
     assert config.accesslog is None

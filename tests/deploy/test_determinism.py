@@ -109,6 +109,8 @@ def two_workers_of_one_thread(
     environment = {
         "WEB_CONCURRENCY": "2",
         "GUNICORN_THREADS": "1",
+        # One thread leaves none beside a gate: every computation runs at once.
+        "INITLAB_MAX_RUNNING_COMPUTATIONS": "0",
         "PYTHONHASHSEED": hash_seed,
     }
     return running_service(serve_command, environment, log_dir, ACCESS_LOG)

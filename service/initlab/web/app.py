@@ -28,6 +28,7 @@ from flask import Flask, Response, current_app, g, request
 from werkzeug.exceptions import HTTPException
 
 from initlab.web import problems
+from initlab.web.admission import BUSY, HEAVY_ENDPOINTS, ComputeGate, gated
 from initlab.web.cache import CACHE_HEADER, ResponseCache, cached_response
 from initlab.web.checks_routes import blueprint as checks_blueprint
 from initlab.web.config import APP_EXTENSION, Config, settings
@@ -90,8 +91,18 @@ def create_app(config: Config | None = None) -> Flask:
     app.add_url_rule("/readyz", "readyz", _readyz, methods=["GET"])
     app.add_url_rule("/metrics", "metrics", _metrics, methods=["GET"])
     app.add_url_rule("/openapi.yaml", "openapi", _openapi, methods=["GET"])
+    gate = ComputeGate(
+        config.max_running_computations,
+        config.max_queued_computations,
+        config.computation_wait_seconds,
+        app.extensions[METRICS_EXTENSION].set_computations,
+    )
     for endpoint, view in list(app.view_functions.items()):
-        app.view_functions[endpoint] = _timed(view)
+        # The compute time counts from the turn on, not the wait for it.
+        view = _timed(view)
+        if endpoint in HEAVY_ENDPOINTS:
+            view = gated(view, gate)
+        app.view_functions[endpoint] = view
 
     # before_request functions run in this order, after_request ones in the
     # reverse: CORS headers first, then the cache, then the stamp and the log.
@@ -121,7 +132,7 @@ def request_id() -> str:
 
 def problem_response(problem: Problem) -> Response:
     """Render a problem as ``application/problem+json``."""
-    if problem.status < 500:
+    if problem.status < 500 or problem.kind is BUSY:
         g.refusal = (problem.kind.slug, problem.extensions.get("limit"))
     body = current_app.json.dumps(problem.to_dict(request_id()), separators=(",", ":"))
     response = Response(body, status=problem.status, mimetype=PROBLEM_MEDIA_TYPE)

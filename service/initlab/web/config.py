@@ -32,6 +32,13 @@ ENV_PREFIX = "INITLAB_"
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 DEFAULT_MAX_JSON_DEPTH = 64
 DEFAULT_RESPONSE_CACHE_BYTES = 64 * 1024 * 1024
+# Per worker: the multi-second computations running at once (with the
+# default two workers, four share two cores, so a check budgeted at 25 s of
+# one core ends within about a minute), those waiting for a turn, and how
+# long they wait before a 503.
+DEFAULT_MAX_RUNNING_COMPUTATIONS = 2
+DEFAULT_MAX_QUEUED_COMPUTATIONS = 2
+DEFAULT_COMPUTATION_WAIT_SECONDS = 30
 MIN_API_KEY_LENGTH = 16
 APP_EXTENSION = "initlab.config"
 
@@ -131,6 +138,12 @@ class Config:
     answer it is asked for. ``cors_origins`` are the browser origins allowed
     to call the API (none: no CORS headers); ``api_keys`` are the bearer
     tokens the API accepts (none: no authentication), left out of ``repr``.
+
+    ``max_running_computations`` multi-second computations (statistics, charts,
+    µP checks) run at once in a worker, ``max_queued_computations`` more wait
+    up to ``computation_wait_seconds`` for a turn, and any further one gets a
+    503 at once (:mod:`initlab.web.admission`). Like the cache, the gate is
+    on when read from the environment and off (0) in a ``Config`` built in code.
     """
 
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
@@ -139,6 +152,9 @@ class Config:
     statistics_limits: StatisticsLimits = field(default_factory=StatisticsLimits)
     mup_limits: MupLimits = field(default_factory=MupLimits)
     response_cache_bytes: int = 0
+    max_running_computations: int = 0
+    max_queued_computations: int = DEFAULT_MAX_QUEUED_COMPUTATIONS
+    computation_wait_seconds: int = DEFAULT_COMPUTATION_WAIT_SECONDS
     cors_origins: tuple[str, ...] = ()
     api_keys: tuple[str, ...] = field(default=(), repr=False)
 
@@ -167,6 +183,21 @@ class Config:
                 env_variable("response_cache_bytes"),
                 DEFAULT_RESPONSE_CACHE_BYTES,
             ),
+            max_running_computations=_read_non_negative(
+                environ,
+                env_variable("max_running_computations"),
+                DEFAULT_MAX_RUNNING_COMPUTATIONS,
+            ),
+            max_queued_computations=_read_non_negative(
+                environ,
+                env_variable("max_queued_computations"),
+                DEFAULT_MAX_QUEUED_COMPUTATIONS,
+            ),
+            computation_wait_seconds=_read_positive(
+                environ,
+                env_variable("computation_wait_seconds"),
+                DEFAULT_COMPUTATION_WAIT_SECONDS,
+            ),
             cors_origins=_read_origins(environ, env_variable("cors_origins")),
             api_keys=_read_api_keys(environ, env_variable("api_keys")),
         )
@@ -182,6 +213,9 @@ class Config:
             ("max_body_bytes", self.max_body_bytes, 1),
             ("max_json_depth", self.max_json_depth, 1),
             ("response_cache_bytes", self.response_cache_bytes, 0),
+            ("max_running_computations", self.max_running_computations, 0),
+            ("max_queued_computations", self.max_queued_computations, 0),
+            ("computation_wait_seconds", self.computation_wait_seconds, 1),
         ]
         for limits in (self.spec_limits, self.statistics_limits, self.mup_limits):
             numbers += [
@@ -244,6 +278,24 @@ def settings() -> list[Setting]:
             DEFAULT_RESPONSE_CACHE_BYTES,
             "Bytes of /v1 answers each worker keeps to repeat byte for byte"
             " (least recently used out first); 0 turns the cache off.",
+        ),
+        Setting(
+            env_variable("max_running_computations"),
+            DEFAULT_MAX_RUNNING_COMPUTATIONS,
+            "Multi-second computations (statistics, charts, µP checks) a worker"
+            " runs at once; 0 lets every one run (no gate).",
+        ),
+        Setting(
+            env_variable("max_queued_computations"),
+            DEFAULT_MAX_QUEUED_COMPUTATIONS,
+            "Such computations that may wait for a turn in a worker; any more get"
+            " 503 busy with Retry-After. Keep running + queued below"
+            " GUNICORN_THREADS so that threads stay free for health checks.",
+        ),
+        Setting(
+            env_variable("computation_wait_seconds"),
+            DEFAULT_COMPUTATION_WAIT_SECONDS,
+            "Seconds a queued computation waits for a turn before 503 busy.",
         ),
         Setting(
             env_variable("cors_origins"),

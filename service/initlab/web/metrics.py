@@ -117,6 +117,21 @@ class Metrics:
             multiprocess_mode="livesum",
         )
 
+        self.computations = Gauge(
+            "initlab_computations",
+            "Multi-second computations (statistics, charts, µP checks) in the live"
+            " workers, by state: running, or waiting for a turn.",
+            ["state"],
+            registry=registry,
+            multiprocess_mode="livesum",
+        )
+
+    def set_computations(self, running: int, waiting: int) -> None:
+        """The gated computations of this process: running and waiting."""
+        with self._recording():
+            self.computations.labels("running").set(running)
+            self.computations.labels("waiting").set(waiting)
+
     def observe_response(
         self, method: str, route: str, status: int, duration_seconds: float
     ) -> None:

@@ -18,6 +18,7 @@ from apispec.ext.marshmallow import MarshmallowPlugin
 
 from initlab import __version__
 from initlab.core.schemes import scheme_catalogue
+from initlab.web.admission import BUSY, RETRY_AFTER_SECONDS
 from initlab.web.app import OPENAPI_MEDIA_TYPE, REQUEST_ID_HEADER, REQUEST_ID_PATTERN
 from initlab.web.cache import CACHE_HEADER
 from initlab.web.config import settings
@@ -72,7 +73,18 @@ SECURITY_SCHEME = "ApiKey"
 # A key, or none: the keys are enforced only when the operator turns them on.
 API_KEY_SECURITY = [{SECURITY_SCHEME: []}, {}]
 # Every kind of problem the service answers with, the web layer's included.
-ALL_PROBLEM_KINDS = (*PROBLEM_KINDS, UNAUTHORIZED, NOT_READY)
+ALL_PROBLEM_KINDS = (*PROBLEM_KINDS, UNAUTHORIZED, NOT_READY, BUSY)
+# The operations whose computations take turns (initlab.web.admission): a 503
+# `busy` with Retry-After when a worker has no turn for them.
+GATED_OPERATIONS = frozenset(
+    {
+        "computeStatistics",
+        "coordCheck",
+        "transferCheck",
+        "propagationChart",
+        "phaseDiagramChart",
+    }
+)
 
 DESCRIPTION = """\
 Per-layer initialization recommendations for a neural-network architecture
@@ -416,10 +428,37 @@ def _add_components(spec: APISpec) -> None:
     )
     for status, (name, description) in _PROBLEM_RESPONSES.items():
         spec.components.response(name, _problem_response(description, status))
+    spec.components.header(
+        "RetryAfter",
+        {
+            "description": "Seconds to wait before sending the request again"
+            f" ({RETRY_AFTER_SECONDS}).",
+            "required": True,
+            "schema": {"type": "string", "pattern": "^[0-9]+$"},
+        },
+    )
+    spec.components.response(
+        "Busy",
+        {
+            "description": "The worker runs and queues as many multi-second"
+            " computations as it is configured for"
+            " (INITLAB_MAX_RUNNING_COMPUTATIONS, INITLAB_MAX_QUEUED_COMPUTATIONS,"
+            " INITLAB_COMPUTATION_WAIT_SECONDS). Problem type: `busy`.",
+            "headers": {
+                REQUEST_ID_HEADER: {"$ref": "#/components/headers/RequestId"},
+                "Retry-After": {"$ref": "#/components/headers/RetryAfter"},
+            },
+            "content": {PROBLEM_MEDIA_TYPE: {"schema": "Problem"}},
+        },
+    )
 
 
 def _problem_response(description: str, status: str) -> dict[str, Any]:
-    kinds = [kind for kind in ALL_PROBLEM_KINDS if str(kind.status) == status]
+    kinds = [
+        kind
+        for kind in ALL_PROBLEM_KINDS
+        if str(kind.status) == status and kind is not BUSY
+    ]
     kinds_text = ", ".join(f"`{kind.slug}`" for kind in kinds)
     headers = {REQUEST_ID_HEADER: {"$ref": "#/components/headers/RequestId"}}
     if status == "401":
@@ -449,6 +488,8 @@ def _protected(operation: dict[str, Any]) -> dict[str, Any]:
     """A /v1 operation: behind the optional API key, its 200 possibly cached."""
     responses = dict(operation["responses"])
     responses["401"] = _PROBLEM_RESPONSES["401"][0]
+    if operation["operationId"] in GATED_OPERATIONS:
+        responses["503"] = "Busy"
     ok = dict(responses["200"])
     ok["headers"] = {
         **ok["headers"],

@@ -1,0 +1,130 @@
+"""How many multi-second computations a worker runs at once, and who waits.
+
+The statistics, the charts and the µP checks may each take seconds of one
+core (their budgets bound how many). A gunicorn worker has a fixed number of
+threads and accepts a connection only while one is free: were every thread
+computing, health checks and cheap requests would wait in the listen queue
+behind them. So each worker lets ``running`` of these computations run, lets
+``queued`` more wait up to ``wait_seconds`` for a turn, and answers any
+further one at once with a 503 ``busy`` problem and ``Retry-After``: the
+threads beyond ``running + queued`` stay free for everything else.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+from initlab.web.problems import Problem, ProblemKind
+
+#: The endpoints gated: those whose budgets allow seconds of work.
+HEAVY_ENDPOINTS = frozenset(
+    {
+        "statistics.post_statistics",
+        "statistics.get_propagation_chart",
+        "statistics.get_phase_diagram_chart",
+        "checks.post_coord_check",
+        "checks.post_transfer_check",
+    }
+)
+#: Seconds a client is asked to wait before sending a refused request again.
+RETRY_AFTER_SECONDS = 2
+
+BUSY = ProblemKind(
+    "busy",
+    503,
+    "Service busy",
+    "The worker is running and queueing as many multi-second computations as it"
+    " is configured for; send the request again after `Retry-After` seconds.",
+)
+
+
+class ComputeGate:
+    """At most ``running`` computations at once; ``queued`` more may wait.
+
+    ``running`` 0 turns the gate off (every computation runs at once).
+    ``report(running, waiting)`` hears every change of the two counts.
+    """
+
+    def __init__(
+        self,
+        running: int,
+        queued: int,
+        wait_seconds: float,
+        report: Callable[[int, int], None] = lambda running, waiting: None,
+    ) -> None:
+        self.running_limit = running
+        self.queued_limit = queued
+        self.wait_seconds = wait_seconds
+        self._report = report
+        self._turn = threading.Condition()
+        self._running = 0
+        self._waiting = 0
+
+    @contextmanager
+    def slot(self) -> Iterator[None]:
+        """Hold a turn to compute; raise a ``busy`` :class:`Problem` if none comes."""
+        if self.running_limit <= 0:
+            yield
+            return
+
+        with self._turn:
+            if self._running >= self.running_limit:
+                self._wait()
+            self._running += 1
+            self._report(self._running, self._waiting)
+        try:
+            yield
+        finally:
+            with self._turn:
+                self._running -= 1
+                self._report(self._running, self._waiting)
+                self._turn.notify()
+
+    def _wait(self) -> None:
+        """Wait for a free turn; the caller holds the lock, released while waiting."""
+        if self._waiting >= self.queued_limit:
+            raise _busy(
+                f"{self._running} computations are running in this worker and"
+                f" {self._waiting} are waiting, as many as it takes"
+                f" (INITLAB_MAX_RUNNING_COMPUTATIONS = {self.running_limit},"
+                f" INITLAB_MAX_QUEUED_COMPUTATIONS = {self.queued_limit})"
+            )
+        self._waiting += 1
+        self._report(self._running, self._waiting)
+        try:
+            turned = self._turn.wait_for(
+                lambda: self._running < self.running_limit, timeout=self.wait_seconds
+            )
+        finally:
+            self._waiting -= 1
+            self._report(self._running, self._waiting)
+        if not turned:
+            raise _busy(
+                f"no turn to compute came within {self.wait_seconds:g} s"
+                f" (INITLAB_COMPUTATION_WAIT_SECONDS) while"
+                f" {self._running} computations ran in this worker"
+            )
+
+
+def gated(view: Callable[..., object], gate: ComputeGate) -> Callable[..., object]:
+    """``view``, run only while holding a turn of ``gate``."""
+
+    @functools.wraps(view)
+    def run(**arguments: object) -> object:
+        with gate.slot():
+            return view(**arguments)
+
+    return run
+
+
+def _busy(reason: str) -> Problem:
+    return Problem(
+        BUSY,
+        f"The service is busy: {reason}. Send the request again in"
+        f" {RETRY_AFTER_SECONDS} s or later (the Python client does so itself),"
+        " or ask for less work.",
+        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+    )
