@@ -8,6 +8,8 @@ exceptions are translated in exactly one place, :meth:`Client._send`.
 
 from __future__ import annotations
 
+import datetime
+import email.utils
 import json
 import math
 import numbers
@@ -20,7 +22,7 @@ from urllib.parse import urlsplit
 
 import requests
 import requests.adapters
-from urllib3.exceptions import InvalidHeader, ProtocolError, ReadTimeoutError
+from urllib3.exceptions import ProtocolError, ReadTimeoutError
 from urllib3.util.retry import Retry
 
 from ._json import NotJSON, json_ready
@@ -1185,15 +1187,26 @@ def _json_object(data: Any) -> dict[str, Any]:
 
 
 def _retry_after(response: requests.Response) -> float | None:
-    """The ``Retry-After`` of an answer in seconds (delay or HTTP date), if any."""
-    value = response.headers.get("Retry-After")
-    if value is None:
-        return None
+    """The wait an answer's ``Retry-After`` asks for, in seconds, as asked.
 
+    A delay in seconds or an HTTP date (RFC 9110, section 10.2.3); ``None``
+    when there is none or it cannot be read. Not cut to
+    :data:`MAX_RETRY_AFTER`, as the waits between retries are, so that an
+    error can say what the service asked.
+    """
+    value = response.headers.get("Retry-After", "").strip()
+    if value.isascii() and value.isdigit():
+        return float(value)
     try:
-        return Retry().parse_retry_after(value)
-    except InvalidHeader:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
         return None
+    # datetime.timezone.utc, not datetime.UTC: the client runs on Python 3.9.
+    utc = datetime.timezone.utc  # noqa: UP017
+    if when.tzinfo is None:  # RFC 9110 dates are in GMT.
+        when = when.replace(tzinfo=utc)
+
+    return max((when - datetime.datetime.now(utc)).total_seconds(), 0.0)
 
 
 def _api_error(response: requests.Response) -> APIError:

@@ -193,7 +193,8 @@ class TooManyRequests(APIError):
     """429: the service is rate limiting; raised once the client's retries ran out.
 
     ``retry_after`` is the wait in seconds the service asked for, when it
-    said one (``None`` otherwise).
+    said one (``None`` otherwise), as asked: the client itself waits at most
+    ``MAX_RETRY_AFTER`` (60) seconds before a retry.
     """
 
     def __init__(self, *args: Any, retry_after: float | None = None, **kwargs: Any):

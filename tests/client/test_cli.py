@@ -35,7 +35,7 @@ from initlab_client.cli import EXIT_CODES, main
 from initlab_client.cli.app import cli
 from initlab_client.cli.output import Output
 
-from .test_retries import DroppingServer
+from .test_retries import FAR_FUTURE, Answer, DroppingServer, ScriptedServer
 
 pytestmark = pytest.mark.server
 
@@ -841,6 +841,34 @@ def test_a_service_still_busy_after_the_retries_exits_4(
         " retries: 429 Too Many Requests.",
         "Try again later, or with more --retries.",
     ]
+
+
+@pytest.mark.parametrize(
+    ("retry_after", "said"),
+    [
+        ("5", " (it asks to wait 5 s)."),
+        (
+            "7200",
+            " (it asks to wait 7,200 s; this client waits at most 60 s before"
+            " a retry).",
+        ),
+        (FAR_FUTURE, "; this client waits at most 60 s before a retry)."),
+    ],
+)
+def test_a_busy_answer_says_what_it_asked_and_what_the_client_waits(
+    retry_after: str, said: str
+) -> None:
+    busy = {"title": "Too Many Requests", "status": 429, "type": "about:blank"}
+    script = [Answer(429, busy, {"Retry-After": retry_after})]
+
+    with ScriptedServer(script) as server:
+        result = run("--url", server.url, "--retries", "0", "schemes")
+
+    assert result.exit_code == 4
+    first = result.stderr.splitlines()[0]
+    assert first.startswith(f"initlab: the initlab service at {server.url} is still")
+    assert first.endswith(said)
+    assert "21600" not in first
 
 
 def test_a_server_error_without_a_request_id_does_not_ask_for_one(

@@ -271,6 +271,46 @@ def test_rate_limited_after_the_retries_carries_retry_after(
     assert caught.value.request_id == "req-7"
 
 
+# An HTTP date long after any run of these tests: the service asks for decades.
+FAR_FUTURE = "Fri, 01 Jan 2100 00:00:00 GMT"
+
+
+def test_a_far_retry_after_date_is_reported_as_asked_and_waited_as_cut(
+    waits: list[float],
+) -> None:
+    script = [
+        Answer(429, problem(429, "Too Many Requests"), {"Retry-After": FAR_FUTURE})
+    ]
+    with ScriptedServer(script) as server, pytest.raises(TooManyRequests) as caught:
+        Client(server.url, retries=1).health()
+
+    assert len(server.received) == 2
+    assert waits == [initlab_client.MAX_RETRY_AFTER] == [60]
+    # What the service asked, not the client's cut nor urllib3's (6 h).
+    assert caught.value.retry_after > 20 * 365 * 24 * 3600
+
+
+@pytest.mark.parametrize(
+    ("header", "asked"),
+    [("7", 7.0), (" 120 ", 120.0), ("Thu, 01 Jan 1970 00:00:00 GMT", 0.0)],
+)
+def test_retry_after_is_read_as_seconds_or_a_date(header: str, asked: float) -> None:
+    script = [Answer(429, problem(429, "Too Many Requests"), {"Retry-After": header})]
+    with ScriptedServer(script) as server, pytest.raises(TooManyRequests) as caught:
+        Client(server.url, retries=0).health()
+
+    assert caught.value.retry_after == asked
+
+
+@pytest.mark.parametrize("header", ["soon", "²", ""])
+def test_an_unreadable_retry_after_is_none(header: str) -> None:
+    script = [Answer(429, problem(429, "Too Many Requests"), {"Retry-After": header})]
+    with ScriptedServer(script) as server, pytest.raises(TooManyRequests) as caught:
+        Client(server.url, retries=0).health()
+
+    assert caught.value.retry_after is None
+
+
 @pytest.mark.parametrize("status", [400, 404, 422, 500])
 def test_other_errors_are_not_retried(status: int, waits: list[float]) -> None:
     script = [Answer(status, problem(status, "Refused"))]

@@ -17,7 +17,7 @@ from typing import Any
 
 import click
 
-from ..client import API_KEY_ENV, BASE_URL_ENV, DEFAULT_BASE_URL
+from ..client import API_KEY_ENV, BASE_URL_ENV, DEFAULT_BASE_URL, MAX_RETRY_AFTER
 from ..errors import (
     APIError,
     ConnectionDropped,
@@ -77,11 +77,7 @@ def failure(error: Exception, base_url: str | None) -> Failure:
     """
     where = base_url or DEFAULT_BASE_URL
     if isinstance(error, TooManyRequests):
-        wait = (
-            ""
-            if error.retry_after is None
-            else f" (it asks for {error.retry_after:g} s)"
-        )
+        wait = _asked_wait(error.retry_after)
         return Failure(
             EXIT_UNREACHABLE,
             f"initlab: the initlab service at {where} is still busy after the"
@@ -135,6 +131,19 @@ def failure(error: Exception, base_url: str | None) -> Failure:
         "".join(
             traceback.format_exception(type(error), error, error.__traceback__)
         ).rstrip(),
+    )
+
+
+def _asked_wait(seconds: float | None) -> str:
+    """What a 429's Retry-After asked for, and what the client waits at most."""
+    if seconds is None:
+        return ""
+    if seconds <= MAX_RETRY_AFTER:
+        return f" (it asks to wait {seconds:g} s)"
+
+    return (
+        f" (it asks to wait {seconds:,.0f} s; this client waits at most"
+        f" {MAX_RETRY_AFTER} s before a retry)"
     )
 
 
