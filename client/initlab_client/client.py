@@ -18,7 +18,7 @@ import os
 import platform
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import requests
 import requests.adapters
@@ -1135,16 +1135,41 @@ def _checked_timeout(timeout: Any) -> Any:
 
 
 def _checked_base_url(base_url: str | None) -> str:
-    source = "base_url"
-    if not base_url:
-        base_url = os.environ.get(BASE_URL_ENV) or DEFAULT_BASE_URL
-        source = BASE_URL_ENV
+    """The base URL without surrounding spaces or a trailing slash.
 
+    ``None`` takes ``INITLAB_URL`` (unset or blank: the default). What is
+    given must be an http or https URL with a host and no query or fragment,
+    since every endpoint's path is appended to it.
+    """
+    source = "base_url"
+    if base_url is None:
+        base_url = os.environ.get(BASE_URL_ENV, "").strip() or DEFAULT_BASE_URL
+        source = BASE_URL_ENV
+    if not isinstance(base_url, str):
+        raise TypeError(
+            f"{source} must be a URL string such as {DEFAULT_BASE_URL!r}; got"
+            f" {type(base_url).__name__}"
+        )
+
+    base_url = base_url.strip()
+    if not base_url:
+        raise ValueError(
+            f"{source} must be the service's URL, such as {DEFAULT_BASE_URL!r};"
+            f" got an empty string (leave it out, or pass None, to use"
+            f" {BASE_URL_ENV} or the default)"
+        )
     parts = urlsplit(base_url)
     if parts.scheme not in ("http", "https") or not parts.netloc:
+        hint = "" if "://" in base_url else f"; did you mean 'http://{base_url}'?"
         raise ValueError(
             f"{source} must be an http(s) URL such as {DEFAULT_BASE_URL!r},"
-            f" got {base_url!r}"
+            f" got {base_url!r}{hint}"
+        )
+    if "?" in base_url or "#" in base_url:
+        prefix = urlunsplit(parts._replace(query="", fragment=""))
+        raise ValueError(
+            f"{source} must not have a query or a fragment, since each endpoint's"
+            f" path is appended to it; got {base_url!r}: give {prefix!r}"
         )
 
     return base_url.rstrip("/")

@@ -679,6 +679,45 @@ def test_schemes_presets_and_health(live_server_url: str) -> None:
     assert table_row(presets.stdout, "width")[:3] == ["width", "integer", "256"]
 
 
+def test_schemes_and_presets_csv_have_a_line_per_scheme_and_parameter(
+    live_server_url: str,
+) -> None:
+    url = ["--url", live_server_url]
+
+    schemes = csv_rows(ok(run(*url, "schemes", "--csv")).stdout)
+    presets = csv_rows(ok(run(*url, "presets", "--csv")).stdout)
+
+    served = get(live_server_url, "/v1/schemes")["schemes"]
+    assert [row["name"] for row in schemes] == [scheme["name"] for scheme in served]
+    kaiming = next(row for row in schemes if row["name"] == "kaiming_normal")
+    assert json.loads(kaiming["options"]) == {
+        "mode": "fan_in",
+        "nonlinearity": "layer",
+        "negative_slope": None,
+    }
+    assert kaiming["convention"] == "pytorch"
+    assert "He" in kaiming["source"]
+
+    served_presets = get(live_server_url, "/v1/presets")["presets"]
+    assert len(presets) == sum(len(p["parameters"]) for p in served_presets)
+    width = next(
+        row for row in presets if (row["preset"], row["parameter"]) == ("mlp", "width")
+    )
+    assert (width["type"], width["default"], width["minimum"]) == (
+        "integer",
+        "256",
+        "1",
+    )
+    widths = next(
+        row for row in presets if (row["preset"], row["parameter"]) == ("mlp", "widths")
+    )
+    assert (widths["default"], widths["min_items"], widths["max_items"]) == (
+        "",
+        "1",
+        "1000",
+    )
+
+
 # --- failures --------------------------------------------------------------
 
 

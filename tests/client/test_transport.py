@@ -107,6 +107,55 @@ def test_a_base_url_that_is_not_http_is_refused(url: str) -> None:
         Client(url)
 
 
+@pytest.mark.parametrize("url", ["", "   ", "\n"])
+def test_an_empty_base_url_is_refused_not_read_as_the_default(url: str) -> None:
+    with pytest.raises(ValueError) as caught:
+        Client(url)
+
+    assert str(caught.value) == (
+        "base_url must be the service's URL, such as 'http://127.0.0.1:8000'; got"
+        " an empty string (leave it out, or pass None, to use INITLAB_URL or the"
+        " default)"
+    )
+
+
+def test_spaces_around_a_base_url_are_dropped() -> None:
+    assert Client("  http://10.1.2.3:9000/ \n").base_url == "http://10.1.2.3:9000"
+
+
+@pytest.mark.parametrize(
+    ("url", "fixed"),
+    [
+        ("http://10.1.2.3:9000/?x=1", "http://10.1.2.3:9000/"),
+        ("https://example.org/initlab#top", "https://example.org/initlab"),
+        ("http://10.1.2.3:9000/?", "http://10.1.2.3:9000/"),
+    ],
+)
+def test_a_base_url_with_a_query_or_fragment_is_refused(url: str, fixed: str) -> None:
+    with pytest.raises(ValueError) as caught:
+        Client(url)
+
+    message = str(caught.value)
+    assert message.startswith("base_url must not have a query or a fragment")
+    assert message.endswith(f"got {url!r}: give {fixed!r}")
+
+
+def test_a_base_url_without_a_scheme_is_refused_with_the_fix() -> None:
+    with pytest.raises(ValueError) as caught:
+        Client("127.0.0.1:8000")
+
+    assert str(caught.value) == (
+        "base_url must be an http(s) URL such as 'http://127.0.0.1:8000', got"
+        " '127.0.0.1:8000'; did you mean 'http://127.0.0.1:8000'?"
+    )
+
+
+def test_a_blank_initlab_url_means_the_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("INITLAB_URL", "  ")
+
+    assert Client().base_url == "http://127.0.0.1:8000"
+
+
 def test_a_bad_initlab_url_is_refused_naming_the_variable(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

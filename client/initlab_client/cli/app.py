@@ -349,29 +349,31 @@ def activations(
 
 
 @cli.command()
-@format_options(csv=False)
+@format_options()
 @click.pass_obj
-def schemes(settings: Settings, as_json: bool) -> None:
+def schemes(settings: Settings, as_json: bool, as_csv: bool) -> None:
     """Every initialization scheme, with its options and their defaults."""
+    chosen = output_format(as_json, as_csv)
     result = settings.ask("Asking for schemes", lambda client: client.schemes())
 
     raw = {"schemes": [info.raw for info in result]}
-    answer(output_format(as_json), raw, render.show_schemes, None, result)
+    answer(chosen, raw, render.show_schemes, render.schemes_csv, result)
 
 
 @cli.command()
-@format_options(csv=False)
+@format_options()
 @click.pass_obj
-def presets(settings: Settings, as_json: bool) -> None:
+def presets(settings: Settings, as_json: bool, as_csv: bool) -> None:
     """Every preset and its parameters.
 
     Other commands build a preset's spec in place of SPEC with --preset NAME
     and --param KEY=VALUE.
     """
+    chosen = output_format(as_json, as_csv)
     result = settings.ask("Asking for presets", lambda client: client.presets())
 
     raw = {"presets": [preset.raw for preset in result]}
-    answer(output_format(as_json), raw, render.show_presets, None, result)
+    answer(chosen, raw, render.show_presets, render.presets_csv, result)
 
 
 @cli.command()

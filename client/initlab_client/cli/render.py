@@ -52,6 +52,28 @@ ACTIVATION_COLUMNS = (
     "method",
     "notes",
 )
+SCHEME_COLUMNS = (
+    "name",
+    "options",
+    "convention",
+    "applies_to",
+    "formula",
+    "source",
+    "description",
+)
+PRESET_COLUMNS = (
+    "preset",
+    "parameter",
+    "type",
+    "default",
+    "allowed",
+    "minimum",
+    "maximum",
+    "choices",
+    "min_items",
+    "max_items",
+    "description",
+)
 ANALYTIC_FIELDS = tuple(field.name for field in dataclasses.fields(AnalyticValues))
 MONTE_CARLO_FIELDS = tuple(field.name for field in dataclasses.fields(MonteCarloValues))
 ESTIMATE_PARTS = ("mean", "sd", "standard_error")
@@ -519,6 +541,25 @@ def show_schemes(out: Output, result: Sequence[SchemeInfo]) -> None:
     out.print(table)
 
 
+def schemes_csv(out: Output, result: Sequence[SchemeInfo]) -> None:
+    """One line per scheme; its options as a JSON object of their defaults."""
+    out.csv(
+        SCHEME_COLUMNS,
+        (
+            [
+                info.name,
+                {option.name: option.default for option in info.options},
+                info.convention,
+                info.applies_to,
+                info.formula,
+                info.source,
+                info.description,
+            ]
+            for info in result
+        ),
+    )
+
+
 def show_presets(out: Output, result: Sequence[Preset]) -> None:
     """One table per preset: each parameter, its type, default and what it takes."""
     for index, preset in enumerate(result):
@@ -538,6 +579,30 @@ def show_presets(out: Output, result: Sequence[Preset]) -> None:
             )
             table.add_row(parameter.name, parameter.type, default, parameter.allowed)
         out.print(table)
+
+
+def presets_csv(out: Output, result: Sequence[Preset]) -> None:
+    """One line per (preset, parameter); a default left empty is derived."""
+    out.csv(
+        PRESET_COLUMNS,
+        (
+            [
+                preset.name,
+                parameter.name,
+                parameter.type,
+                parameter.default,
+                parameter.allowed,
+                parameter.minimum,
+                parameter.maximum,
+                parameter.choices,
+                parameter.min_items,
+                parameter.max_items,
+                parameter.description,
+            ]
+            for preset in result
+            for parameter in preset.parameters
+        ),
+    )
 
 
 def _value(value: Any) -> str:
