@@ -135,8 +135,11 @@ def test_errors_are_never_cached() -> None:
     answers += [client.get("/v1/activations?name=nope") for _ in range(2)]
 
     assert [answer.status_code for answer in answers] == [422, 422, 422, 422]
-    assert [answer.headers["X-Cache"] for answer in answers] == ["miss"] * 4
+    # Never candidates for the cache: no X-Cache header, no lookup counted.
+    assert [answer.headers.get("X-Cache") for answer in answers] == [None] * 4
     assert len(app.extensions["initlab.response_cache"]) == 0
+    metrics = client.get("/metrics").get_data(as_text=True)
+    assert "initlab_response_cache_lookups_total{" not in metrics
     # A problem quotes its own request id, so no two are the same bytes.
     assert answers[0].get_json()["instance"] != answers[1].get_json()["instance"]
 

@@ -15,11 +15,13 @@ breaks, so a case fails when its answer stops naming the field or the rule.
 
 from __future__ import annotations
 
+import http.client
 import json
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import requests
@@ -593,6 +595,49 @@ def _send(session: requests.Session, base_url: str, case: Case) -> requests.Resp
     return session.request(
         case.method, url, data=data, headers=headers, timeout=TIMEOUT_SECONDS
     )
+
+
+@pytest.mark.parametrize(
+    ("name", "chunks"),
+    [
+        ("size-not-hexadecimal", b"zz\r\n{}\r\n0\r\n\r\n"),
+        ("negative-size", b"-2\r\n{}\r\n0\r\n\r\n"),
+        ("chunk-without-its-line-end", b"2\r\n{}XX0\r\n\r\n"),
+    ],
+)
+def test_a_broken_chunked_body_is_a_problem_not_a_crash(
+    live_server_url: str,
+    session: requests.Session,
+    problem_validator: OAS31Validator,
+    name: str,
+    chunks: bytes,
+) -> None:
+    # requests writes chunks correctly: these go out by hand.
+    address = urlsplit(live_server_url)
+    connection = http.client.HTTPConnection(
+        address.hostname, address.port, timeout=TIMEOUT_SECONDS
+    )
+    try:
+        connection.putrequest("POST", "/v1/recommendations")
+        connection.putheader("Content-Type", "application/json")
+        connection.putheader("Transfer-Encoding", "chunked")
+        connection.endheaders()
+        connection.send(chunks)
+        answer = connection.getresponse()
+        body = answer.read()
+    finally:
+        connection.close()
+
+    assert answer.status == 400, body[:2000]
+    assert answer.getheader("Content-Type") == PROBLEM_MEDIA_TYPE
+    problem = json.loads(body)
+    problem_validator.validate(problem)
+    assert problem["type"] == PROBLEM_TYPE_BASE + "unreadable-body"
+    assert problem["detail"].startswith("The body could not be read: ")
+    assert "well-formed chunks" in problem["detail"]
+    assert problem["instance"] == answer.getheader("X-Request-ID")
+    health = session.get(f"{live_server_url}/healthz", timeout=TIMEOUT_SECONDS)
+    assert health.status_code == 200
 
 
 # --- Answers that are not problems, to requests that used to break the service ----

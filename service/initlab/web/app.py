@@ -210,19 +210,22 @@ def _serve_from_cache() -> Response | None:
 
     g.cache_key = key
     answer = cache.get(key)
-    current_app.extensions[METRICS_EXTENSION].observe_cache_lookup(answer is not None)
     if answer is None:
         return None
 
+    current_app.extensions[METRICS_EXTENSION].observe_cache_lookup(True)
     g.cache_hit = True
     return cached_response(answer)
 
 
 def _keep_in_cache(response: Response) -> Response:
+    """Keep a computed 200 answer; only those count as misses (problems are
+    never cached, so a refused request was never a candidate)."""
     key = g.get("cache_key")
-    if key is None or g.get("cache_hit"):
+    if key is None or g.get("cache_hit") or response.status_code != 200:
         return response
 
+    current_app.extensions[METRICS_EXTENSION].observe_cache_lookup(False)
     response.headers[CACHE_HEADER] = "miss"
     cache: ResponseCache = current_app.extensions[CACHE_EXTENSION]
     if cache.keep(key, response):

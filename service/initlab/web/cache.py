@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from cachetools import LRUCache
 from flask import Request, Response
 
+from initlab.web.jsonio import request_body
+
 CACHE_HEADER = "X-Cache"
 CACHED_METHODS = frozenset({"GET", "POST"})
 CACHED_PREFIX = "/v1/"
@@ -76,7 +78,8 @@ class ResponseCache:
         """The request's key, or ``None`` when its answer is not to be cached.
 
         Cached: GET and POST to a route under /v1/. Reading the body here may
-        raise Werkzeug's 413 when it is over the configured size.
+        raise Werkzeug's 413 when it is over the configured size, or a 400
+        problem when the body cannot be read (:func:`request_body`).
         """
         if not self.enabled or request.method not in CACHED_METHODS:
             return None
@@ -84,7 +87,7 @@ class ResponseCache:
         if rule is None or not rule.rule.startswith(CACHED_PREFIX):
             return None
 
-        digest = hashlib.sha256(request.get_data(cache=True)).digest()
+        digest = hashlib.sha256(request_body(request)).digest()
         return (
             request.method,
             request.path,

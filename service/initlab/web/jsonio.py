@@ -19,12 +19,13 @@ from typing import Any
 
 from flask import Request
 from flask.json.provider import DefaultJSONProvider
-from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from initlab.core.errors import json_value
 from initlab.web.problems import (
     MALFORMED_JSON,
     NOT_AN_OBJECT,
+    UNREADABLE_BODY,
     UNSUPPORTED_MEDIA_TYPE,
     FieldError,
     Problem,
@@ -71,6 +72,28 @@ class _DuplicateKey(ValueError):
         self.key = key
 
 
+def request_body(request: Request) -> bytes:
+    """The request's body, read once and kept; a 400 :class:`Problem` if unreadable.
+
+    The server's reader raises its own errors for a broken chunked encoding
+    (gunicorn's ``InvalidChunkSize``, ``ChunkMissingTerminator``) or a body
+    cut short: whatever it raises but Werkzeug's own HTTP errors (413 over the
+    size limit) is the client's body, not a bug of the service.
+    """
+    try:
+        return request.get_data(cache=True)
+    except HTTPException:
+        raise
+    except Exception as error:  # noqa: BLE001 - the WSGI server's reader
+        reason = str(error) or type(error).__name__
+        raise Problem(
+            UNREADABLE_BODY,
+            f"The body could not be read: {reason}. Send it with a"
+            " Content-Length, or as well-formed chunks (hexadecimal sizes, each"
+            " chunk ending in CRLF, a last chunk of size 0).",
+        ) from None
+
+
 def read_json_object(request: Request, max_depth: int) -> dict[str, Any]:
     """The request body as a JSON object, or a :class:`Problem` saying why not.
 
@@ -79,7 +102,7 @@ def read_json_object(request: Request, max_depth: int) -> dict[str, Any]:
     object. A body over the size limit, chunked or not, raises Werkzeug's 413.
     """
     _check_media_type(request)
-    data = request.get_data(cache=True)
+    data = request_body(request)
     _refuse_cut_stream(request, data)
     text = _decode(data)
     if not text.strip():

@@ -65,6 +65,13 @@ NOT_AN_OBJECT = ProblemKind(
     "Body is not a JSON object",
     "The body is valid JSON but its top level is not an object.",
 )
+UNREADABLE_BODY = ProblemKind(
+    "unreadable-body",
+    400,
+    "Body could not be read",
+    "The body's transfer encoding is broken (a chunk size that is not"
+    " hexadecimal, a chunk without its line end) or the body ended early.",
+)
 NOT_FOUND = ProblemKind(
     "not-found", 404, "Not found", "No resource lives at this path."
 )
@@ -114,6 +121,7 @@ OTHER_HTTP_ERROR = ProblemKind(
 PROBLEM_KINDS = (
     MALFORMED_JSON,
     NOT_AN_OBJECT,
+    UNREADABLE_BODY,
     NOT_FOUND,
     METHOD_NOT_ALLOWED,
     BODY_TOO_LARGE,
