@@ -47,6 +47,14 @@ from initlab.web.spec_sources import repoint_problem
 from initlab.web.statistics_routes import blueprint as statistics_blueprint
 
 REQUEST_ID_HEADER = "X-Request-ID"
+# The /v1 operations that read query parameters (openapi.yaml lists them).
+QUERY_ENDPOINTS = frozenset(
+    {
+        "v1.get_activations",
+        "statistics.get_propagation_chart",
+        "statistics.get_phase_diagram_chart",
+    }
+)
 REQUEST_ID_PATTERN = r"^[A-Za-z0-9._~:/+=-]{1,128}$"
 OPENAPI_MEDIA_TYPE = "application/yaml"
 METRICS_EXTENSION = "initlab.metrics"
@@ -110,6 +118,7 @@ def create_app(config: Config | None = None) -> Flask:
     keys = ApiKeys(config.api_keys)
     if keys:
         app.before_request(api_key_guard(keys))
+    app.before_request(_refuse_query_parameters)
     app.before_request(_serve_from_cache)
     app.after_request(_finish_response)
     app.after_request(_keep_in_cache)
@@ -199,6 +208,41 @@ def _route() -> str:
 def _start_timer() -> None:
     g.started = time.perf_counter()
     request_id()
+
+
+def _refuse_query_parameters() -> None:
+    """422 for query parameters sent to a /v1 operation that reads none.
+
+    The operations that read some (:data:`QUERY_ENDPOINTS`) check their own,
+    by name and value; elsewhere a parameter would be silently ignored.
+    """
+    rule = request.url_rule
+    if (
+        rule is None
+        or not rule.rule.startswith("/v1/")
+        or request.endpoint in QUERY_ENDPOINTS
+        or not request.args
+    ):
+        return
+
+    names = list(dict.fromkeys(request.args))
+    where = f"{request.method} {rule.rule}"
+    raise problems.validation_problem(
+        [
+            problems.FieldError(
+                problems.json_pointer((name,)),
+                f"{where} takes no query parameters; got {name}"
+                f"={problems.describe_value(request.args[name])}. Leave it out"
+                + (
+                    " (the request goes in the JSON body)"
+                    if request.method == "POST"
+                    else ""
+                ),
+                name,
+            )
+            for name in names
+        ]
+    )
 
 
 def _serve_from_cache() -> Response | None:

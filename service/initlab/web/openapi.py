@@ -626,7 +626,7 @@ def _add_paths(spec: APISpec) -> None:
                 "parameters": [request_id],
                 "responses": {
                     "200": _ok("The presets.", "PresetsResponse"),
-                    **_problems("500"),
+                    **_problems("422", "500"),
                 },
             }
         },
@@ -782,7 +782,7 @@ def _add_paths(spec: APISpec) -> None:
                 "parameters": [request_id],
                 "responses": {
                     "200": _ok("Every scheme.", "SchemesResponse"),
-                    **_problems("500"),
+                    **_problems("422", "500"),
                 },
             }
         },
