@@ -198,6 +198,23 @@ def on_starting(server: object) -> None:
         os.remove(path)
 
 
+def post_worker_init(worker: object) -> None:
+    """Answer the requests gunicorn refuses itself as problems, not HTML.
+
+    Gunicorn writes those answers (414 for a request line over 4094 bytes,
+    431, 400 for a line that is not HTTP) with ``util.write_error`` and uses
+    it for nothing else: in each worker it writes
+    :func:`initlab.web.server_errors.write_problem` instead.
+    """
+    import functools
+
+    from gunicorn import util
+
+    from initlab.web.server_errors import write_problem
+
+    util.write_error = functools.partial(write_problem, send=util.write_nonblock)
+
+
 def child_exit(server: object, worker: object) -> None:
     """Drop the live gauges of a worker that exited (its counters stay)."""
     from prometheus_client import multiprocess

@@ -18,6 +18,7 @@ from __future__ import annotations
 import http.client
 import json
 import math
+import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -635,6 +636,57 @@ def test_a_broken_chunked_body_is_a_problem_not_a_crash(
     assert problem["type"] == PROBLEM_TYPE_BASE + "unreadable-body"
     assert problem["detail"].startswith("The body could not be read: ")
     assert "well-formed chunks" in problem["detail"]
+    assert problem["instance"] == answer.getheader("X-Request-ID")
+    health = session.get(f"{live_server_url}/healthz", timeout=TIMEOUT_SECONDS)
+    assert health.status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("name", "request_bytes", "status", "fragment"),
+    [
+        (
+            "request-line-over-4094-bytes",
+            b"GET /v1/schemes?" + b"a" * 5000 + b" HTTP/1.1\r\nHost: x\r\n\r\n",
+            414,
+            "shorten the request line",
+        ),
+        (
+            "header-over-8190-bytes",
+            b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"b" * 9000 + b"\r\n\r\n",
+            431,
+            "send fewer or smaller headers",
+        ),
+        ("not-http", b"GARBAGE\r\n\r\n", 400, "send well-formed HTTP/1.1"),
+    ],
+)
+def test_a_request_the_server_refuses_itself_is_a_problem_too(
+    live_server_url: str,
+    session: requests.Session,
+    problem_validator: OAS31Validator,
+    name: str,
+    request_bytes: bytes,
+    status: int,
+    fragment: str,
+) -> None:
+    # Refused by gunicorn before the app sees it; sent by hand, since HTTP
+    # clients will not write such requests.
+    address = urlsplit(live_server_url)
+    with socket.create_connection(
+        (address.hostname, address.port), timeout=TIMEOUT_SECONDS
+    ) as connection:
+        connection.sendall(request_bytes)
+        answer = http.client.HTTPResponse(connection)
+        answer.begin()
+        body = answer.read()
+
+    assert answer.status == status, body[:2000]
+    assert answer.getheader("Content-Type") == PROBLEM_MEDIA_TYPE
+    problem = json.loads(body)
+    problem_validator.validate(problem)
+    assert problem["type"] == PROBLEM_TYPE_BASE + "http-error"
+    assert problem["status"] == status
+    assert problem["detail"].startswith("The server refused the request")
+    assert fragment in problem["detail"]
     assert problem["instance"] == answer.getheader("X-Request-ID")
     health = session.get(f"{live_server_url}/healthz", timeout=TIMEOUT_SECONDS)
     assert health.status_code == 200
