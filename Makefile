@@ -94,9 +94,12 @@ fixtures:
 	$(MAKE) -C tools fixtures
 
 lock:
-	rm -rf .venv-lock && $(PYTHON) -m venv .venv-lock
-	.venv-lock/bin/pip install --quiet -r requirements/dev.in
-	(echo "# Locked from dev.in with pip freeze; regenerate with: make lock"; .venv-lock/bin/pip freeze) > requirements/dev.txt
+	for name in service dev; do \
+		rm -rf .venv-lock && $(PYTHON) -m venv .venv-lock && \
+		.venv-lock/bin/pip install --quiet -r requirements/$$name.in && \
+		(echo "# Locked from $$name.in with pip freeze; regenerate with: make lock"; \
+			.venv-lock/bin/pip freeze) > requirements/$$name.txt || exit 1; \
+	done
 	rm -rf .venv-lock
 
 clean:

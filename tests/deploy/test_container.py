@@ -24,6 +24,7 @@ import pytest
 import yaml
 from gunicorn.config import Config as GunicornConfig
 
+from initlab.web.app import create_app
 from initlab.web.config import DEFAULT_MAX_BODY_BYTES, Config
 from initlab.web.problems import BODY_TOO_LARGE, PROBLEM_TYPE_BASE
 
@@ -344,13 +345,30 @@ def test_nginx_own_errors_are_problem_details(
     block = nginx_block(f"location {location}")
     code, body = re.search(r"return (\d+) '(.*)';", block).groups()
 
-    problem = json.loads(body.replace("$initlab_request_id", "abc123"))
+    body = body.replace("$initlab_request_id", "abc123")
+    problem = json.loads(body.replace("$content_length", "2000000"))
 
     assert int(code) == problem["status"] == status
     assert problem["type"] == problem_type
     assert problem["instance"] == "abc123"
-    assert problem["errors"] == []
     assert "default_type application/problem+json;" in block
+    if status != 413:
+        assert problem["errors"] == []
+        return
+    # The service's own answer to the same body, but its advice to raise the
+    # limit (behind nginx, nginx's limit too).
+    service = (
+        create_app(Config())
+        .test_client()
+        .post(
+            "/v1/recommendations",
+            data=b" " * 2_000_000,
+            content_type="application/json",
+        )
+        .get_json()
+    )
+    assert problem["errors"] == service["errors"]
+    assert service["detail"].startswith(problem["detail"].removesuffix("."))
 
 
 def test_nginx_routes_its_errors_to_those_problems() -> None:

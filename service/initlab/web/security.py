@@ -23,7 +23,7 @@ import hmac
 import re
 from collections.abc import Callable, Iterable
 
-from flask import Flask, request
+from flask import Flask, Response, request
 from flask_cors import CORS
 
 from initlab.web.problems import Problem, ProblemKind
@@ -38,7 +38,7 @@ PUBLIC_PREFIXES = ("/docs/", "/page/")
 
 CORS_METHODS = ("GET", "POST")
 CORS_REQUEST_HEADERS = ("Content-Type", "Authorization", "X-Request-ID")
-CORS_EXPOSED_HEADERS = ("X-Request-ID",)
+CORS_EXPOSED_HEADERS = ("X-Request-ID", "X-Cache", "Retry-After")
 # Browsers keep a preflight's answer this long (Chromium caps it at 2 hours).
 CORS_MAX_AGE_SECONDS = 3600
 
@@ -121,6 +121,9 @@ def allow_origins(app: Flask, origins: Iterable[str]) -> None:
     if not patterns:
         return
 
+    # Registered first, so that it runs after flask-cors (after_request
+    # functions run in reverse) and adds Origin only where it is missing.
+    app.after_request(_vary_on_origin)
     CORS(
         app,
         origins=patterns,
@@ -134,6 +137,13 @@ def allow_origins(app: Flask, origins: Iterable[str]) -> None:
         always_send=False,
         vary_header=True,
     )
+
+
+def _vary_on_origin(response: Response) -> Response:
+    """``Vary: Origin`` on every answer, CORS headers or not: a shared cache
+    must not hand an answer without them to an allowed origin."""
+    response.vary.add("Origin")
+    return response
 
 
 def _digest(key: str) -> bytes:
