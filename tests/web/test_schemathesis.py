@@ -25,7 +25,9 @@ each with its reason:
   trains for up to INITLAB_TRAINING_BUDGET (about 25 s of one core), which the
   tests of those endpoints cover.
 - Requests whose first line is longer than gunicorn's limit are not sent:
-  gunicorn answers them itself with an HTML 414, before the service sees them.
+  gunicorn refuses them itself, before the service sees them, with a 414
+  problem the contract does not list per operation (tests/web/
+  test_hostile_corpus.py checks that answer).
 """
 
 from __future__ import annotations
