@@ -62,7 +62,11 @@ BUSY_STATUS = 503
 # (gunicorn options, environment) of each alternative to the configured one.
 NO_GATE = {"INITLAB_MAX_RUNNING_COMPUTATIONS": "0"}
 ALTERNATIVES: dict[str, tuple[tuple[str, ...], dict[str, str]]] = {
-    "sync, 4 workers": (("--worker-class", "sync", "--workers", "4"), NO_GATE),
+    # One thread: with more, gunicorn runs a "sync" worker as gthread.
+    "sync, 4 workers": (
+        ("--worker-class", "sync", "--workers", "4", "--threads", "1"),
+        NO_GATE,
+    ),
     # worker_connections 1000 (gunicorn's default): every connection accepted
     # and queued for the threads.
     "gthread 2 × 6, unbounded connections": (
