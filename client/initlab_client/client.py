@@ -37,6 +37,7 @@ from .errors import (
     InvalidRequest,
     InvalidResponse,
     LimitExceeded,
+    ServiceBusy,
     Timeout,
     TooManyRequests,
     api_error_class,
@@ -1234,6 +1235,20 @@ def _retry_after(response: requests.Response) -> float | None:
     return max((when - datetime.datetime.now(utc)).total_seconds(), 0.0)
 
 
+def _attempts_made(response: requests.Response) -> int | None:
+    """How many times the request of ``response`` was sent, retries included.
+
+    urllib3 hands each answer the retry policy it was sent under, whose
+    history lists the attempts before it; ``None`` when there is no such
+    policy (an adapter that is not urllib3's).
+    """
+    history = getattr(getattr(response.raw, "retries", None), "history", None)
+    if not isinstance(history, tuple):
+        return None
+
+    return len(history) + 1
+
+
 def _api_error(response: requests.Response) -> APIError:
     """The :class:`APIError` for an error answer, problem+json or not.
 
@@ -1251,6 +1266,11 @@ def _api_error(response: requests.Response) -> APIError:
     details: dict[str, Any] = {}
     if error_class is TooManyRequests:
         details = {"retry_after": _retry_after(response)}
+    if error_class is ServiceBusy:
+        details = {
+            "retry_after": _retry_after(response),
+            "attempts": _attempts_made(response),
+        }
     if error_class is LimitExceeded:
         details = {
             "limit": problem.get("limit"),

@@ -206,7 +206,45 @@ class ServerError(APIError):
     """5xx: a fault on the service side; ``request_id`` identifies it in its logs."""
 
 
+class ServiceBusy(ServerError):
+    """503 ``busy``: the service had no turn for the request, on every attempt.
+
+    A worker runs and queues only so many multi-second computations
+    (statistics, charts, µP checks, the largest answers) and answers any
+    further one with this problem and a ``Retry-After``; the client waits and
+    sends the request again, and raises this once its retries have run out.
+    ``retry_after`` is the wait the service asked for, in seconds (``None``
+    when it gave none), and ``attempts`` the number of requests sent
+    (``None`` when a session of the caller's does not count them). Every
+    computation is a pure function of its request, so trying again later, or
+    with more ``retries``, is safe.
+    """
+
+    def __init__(
+        self,
+        *args: Any,
+        retry_after: float | None = None,
+        attempts: int | None = None,
+        **kwargs: Any,
+    ):
+        self.retry_after = retry_after
+        self.attempts = attempts
+        super().__init__(*args, **kwargs)
+
+    def _summary(self) -> str:
+        tried = ""
+        if self.attempts is not None:
+            plural = "" if self.attempts == 1 else "s"
+            tried = f" after {self.attempts} attempt{plural}"
+
+        return (
+            f"the service is busy{tried}: {super()._summary()}; try again later,"
+            " or give the client more retries"
+        )
+
+
 LIMIT_EXCEEDED_SUFFIX = "/limit-exceeded"
+BUSY_SUFFIX = "/busy"
 _ERROR_BY_STATUS: dict[int, type[APIError]] = {
     400: BadRequest,
     401: Unauthorized,
@@ -221,6 +259,8 @@ _ERROR_BY_STATUS: dict[int, type[APIError]] = {
 
 def api_error_class(status: int, problem_type: Any = None) -> type[APIError]:
     """The most specific :class:`APIError` subclass for a status and problem type."""
+    if status == 503 and str(problem_type or "").endswith(BUSY_SUFFIX):
+        return ServiceBusy
     if status >= 500:
         return ServerError
     if status == 422 and str(problem_type or "").endswith(LIMIT_EXCEEDED_SUFFIX):

@@ -35,7 +35,7 @@ from initlab_client.cli import EXIT_CODES, main
 from initlab_client.cli.app import cli
 from initlab_client.cli.output import Output
 
-from .test_retries import FAR_FUTURE, Answer, DroppingServer, ScriptedServer
+from .test_retries import BUSY, FAR_FUTURE, Answer, DroppingServer, ScriptedServer
 
 pytestmark = pytest.mark.server
 
@@ -908,6 +908,26 @@ def test_a_busy_answer_says_what_it_asked_and_what_the_client_waits(
     assert first.startswith(f"initlab: the initlab service at {server.url} is still")
     assert first.endswith(said)
     assert "21600" not in first
+
+
+def test_a_service_busy_with_computations_exits_4_saying_to_try_later() -> None:
+    # Retry-After 0: the client's retries follow at once, and the test takes
+    # no time.
+    script = [Answer(503, BUSY, {"Retry-After": "0"})]
+
+    with ScriptedServer(script) as server:
+        result = run("--url", server.url, "--retries", "1", "stats", str(MLP_PATH))
+
+    assert result.exit_code == 4
+    assert len(server.received) == 2
+    assert result.stdout == ""
+    assert result.stderr.splitlines() == [
+        f"initlab: the initlab service at {server.url} is still busy after 2"
+        " attempts: 503 Service busy (it asks to wait 0 s); try again later, or"
+        " with more --retries.",
+        f"  {BUSY['detail']}",
+        "  request id: req-busy",
+    ]
 
 
 def test_a_server_error_without_a_request_id_does_not_ask_for_one(

@@ -25,6 +25,7 @@ import initlab_client
 from initlab_client import (
     Client,
     ServerError,
+    ServiceBusy,
     TooManyRequests,
     Unauthorized,
     ValidationError,
@@ -543,3 +544,74 @@ def test_a_wrong_key_is_unauthorized(waits: list[float]) -> None:
     assert len(server.received) == 1
     assert caught.value.status == 401
     assert not isinstance(caught.value, ValidationError)
+
+
+# -- a service busy with computations ---------------------------------------------
+
+# The problem the service answers when a worker runs and queues as many
+# multi-second computations as it takes (service/initlab/web/admission.py).
+BUSY = {
+    "type": "https://initlab.dev/problems/busy",
+    "title": "Service busy",
+    "status": 503,
+    "detail": (
+        "The service is busy: 2 computations are running in this worker and 2"
+        " are waiting, as many as it takes. Send the request again in 2 s or"
+        " later (the Python client does so itself), or ask for less work."
+    ),
+    "instance": "req-busy",
+    "errors": [],
+}
+
+
+def test_a_service_busy_after_the_retries_says_so_with_the_attempts(
+    waits: list[float],
+) -> None:
+    script = [Answer(503, BUSY, {"Retry-After": "1"})]
+    with ScriptedServer(script) as server, pytest.raises(ServiceBusy) as caught:
+        Client(server.url, retries=2).statistics({"dims": {}, "layers": []})
+
+    assert len(server.received) == 3
+    assert waits == [1, 1]
+    error = caught.value
+    assert (error.status, error.retry_after, error.attempts) == (503, 1.0, 3)
+    assert error.request_id == "req-busy"
+    # Code that handles server errors keeps handling this one.
+    assert isinstance(error, ServerError)
+    assert str(error) == (
+        "the service is busy after 3 attempts: 503 Service busy: "
+        + BUSY["detail"]
+        + " [request req-busy]; try again later, or give the client more retries"
+    )
+
+
+def test_a_busy_service_then_a_free_one_answers(waits: list[float]) -> None:
+    script = [Answer(503, BUSY, {"Retry-After": "1"}), HEALTHY]
+    with ScriptedServer(script) as server, Client(server.url) as client:
+        assert client.health() == {"status": "ok"}
+
+    assert len(server.received) == 2
+    assert waits == [1]
+
+
+def test_without_retries_a_busy_service_is_one_attempt(waits: list[float]) -> None:
+    script = [Answer(503, BUSY, {"Retry-After": "0"})]
+    with ScriptedServer(script) as server, pytest.raises(ServiceBusy) as caught:
+        Client(server.url, retries=0).health()
+
+    assert len(server.received) == 1
+    assert waits == []
+    assert (caught.value.retry_after, caught.value.attempts) == (0.0, 1)
+    assert str(caught.value).startswith("the service is busy after 1 attempt: 503")
+
+
+def test_another_503_stays_a_plain_server_error(waits: list[float]) -> None:
+    # A proxy's 503 (no busy problem) may be a service that is down for good:
+    # nothing says that waiting helps.
+    script = [Answer(503, problem(503, "Service Unavailable"))]
+    with ScriptedServer(script) as server, pytest.raises(ServerError) as caught:
+        Client(server.url, retries=1).health()
+
+    assert len(server.received) == 2
+    assert type(caught.value) is ServerError
+    assert str(caught.value).startswith("503 Service Unavailable")

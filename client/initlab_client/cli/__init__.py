@@ -44,7 +44,7 @@ EXIT_CODES = {
     ),
     EXIT_UNREACHABLE: (
         "the service cannot be reached, did not answer in time, or was still"
-        " busy (429) after the retries: try again later"
+        " busy (429, or 503 busy) after the retries: try again later"
     ),
     EXIT_CLOSED_OUTPUT: (
         "standard output was closed before the answer was written (initlab ..."

@@ -26,6 +26,7 @@ from ..errors import (
     InitlabError,
     InvalidRequest,
     InvalidResponse,
+    ServiceBusy,
     SpecFileError,
     Timeout,
     TooManyRequests,
@@ -72,10 +73,13 @@ def failure(error: Exception, base_url: str | None) -> Failure:
     """The :class:`Failure` of an error raised while a command ran.
 
     4xx answers and unreadable files are bad input (2), 5xx answers and
-    unreadable bodies a server error (3), no answer at all a connection
-    failure (4); anything else is unexpected (1) and shows its traceback.
+    unreadable bodies a server error (3), no answer at all or a service still
+    busy after the retries (429, 503 busy) a connection failure (4); anything
+    else is unexpected (1) and shows its traceback.
     """
     where = base_url or DEFAULT_BASE_URL
+    if isinstance(error, ServiceBusy):
+        return _busy(error, where)
     if isinstance(error, TooManyRequests):
         wait = _asked_wait(error.retry_after)
         return Failure(
@@ -134,8 +138,27 @@ def failure(error: Exception, base_url: str | None) -> Failure:
     )
 
 
+def _busy(error: ServiceBusy, where: str) -> Failure:
+    """A 503 busy after the retries: the service runs, but had no turn for us."""
+    attempts = ""
+    if error.attempts is not None:
+        plural = "" if error.attempts == 1 else "s"
+        attempts = f" after {error.attempts} attempt{plural}"
+    lines = [
+        f"initlab: the initlab service at {where} is still busy{attempts}:"
+        f" {error.status} {error.title}{_asked_wait(error.retry_after)}; try"
+        " again later, or with more --retries."
+    ]
+    if error.detail:
+        lines.append(f"  {error.detail}")
+    if error.request_id:
+        lines.append(f"  request id: {error.request_id}")
+
+    return Failure(EXIT_UNREACHABLE, *lines)
+
+
 def _asked_wait(seconds: float | None) -> str:
-    """What a 429's Retry-After asked for, and what the client waits at most."""
+    """What a busy answer's Retry-After asked for, and what the client waits at most."""
     if seconds is None:
         return ""
     if seconds <= MAX_RETRY_AFTER:
