@@ -32,7 +32,7 @@ class NotJSON(ValueError):
 
 class BadNesting(NotJSON):
     """Lists and mappings nested deeper than the service reads, or inside
-    themselves (a YAML alias inside its own anchor)."""
+    themselves (a Python list appended to itself)."""
 
 
 def json_ready(value: Any, pointer: str = "", max_depth: int = MAX_DEPTH) -> Any:
@@ -75,8 +75,8 @@ def _ready(
     if id(value) in enclosing:
         raise BadNesting(
             pointer,
-            "this list or mapping contains itself (in YAML, an alias inside its"
-            " own anchor), which JSON cannot write; give the values themselves",
+            "this list or mapping contains itself, which JSON cannot write;"
+            " give the values themselves",
         )
     if depth > max_depth:
         raise BadNesting(

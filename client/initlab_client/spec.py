@@ -165,10 +165,13 @@ def load_spec(path: str | os.PathLike[str]) -> dict[str, Any]:
 
     The file is read as the service reads a body: strict JSON (no NaN or
     Infinity, no key twice in one object), UTF-8 with or without a byte-order
-    mark. Raises :class:`~initlab_client.errors.SpecFileError` when the file
-    is empty, does not parse, holds a value JSON cannot (a YAML date) or is
-    not an object; ``OSError`` when it cannot be read, and ``ImportError``
-    for a YAML file without PyYAML.
+    mark. YAML is read as plain data: an alias (``*name``) is refused before
+    any value is built, since nested aliases expand exponentially, and so is
+    a key that is a list or a mapping. Raises
+    :class:`~initlab_client.errors.SpecFileError` when the file is empty,
+    does not parse, holds a value JSON cannot (a YAML date), an alias or such
+    a key, or is not an object; ``OSError`` when it cannot be read, and
+    ``ImportError`` for a YAML file without PyYAML.
     """
     path = Path(path)
     text = path.read_text(encoding="utf-8-sig")
@@ -218,6 +221,10 @@ def _parse_json(text: str, path: Path) -> Any:
         raise SpecFileError(f"{path}: {error}") from None
 
 
+class NotYAML(SpecFileError):
+    """Text that does not parse as YAML at all (as opposed to YAML refused)."""
+
+
 class _StrictJSONError(ValueError):
     """JSON that Python reads but the service refuses (NaN, a repeated key)."""
 
@@ -252,6 +259,11 @@ def _finite_float(text: str) -> float:
     return number
 
 
+def _place(mark: Any) -> str:
+    """Where a YAML mark is, counted from 1 as editors count."""
+    return f"line {mark.line + 1}, column {mark.column + 1}"
+
+
 def _parse_yaml(text: str, path: Path) -> Any:
     try:
         import yaml
@@ -262,11 +274,36 @@ def _parse_yaml(text: str, path: Path) -> Any:
         ) from error
 
     class StrictLoader(yaml.SafeLoader):
-        """YAML's safe subset, refusing a key given twice in one mapping."""
+        """YAML's safe subset without aliases, non-scalar keys or a key twice.
+
+        An alias is refused as the parser meets it, before any value is
+        built: expanded, a few hundred bytes of nested aliases stand for
+        billions of values ("billion laughs"), and an alias inside its own
+        anchor for a value that contains itself, neither of which JSON holds.
+        """
+
+        def compose_node(self, parent: Any, index: Any) -> Any:
+            if self.check_event(yaml.AliasEvent):
+                alias = self.peek_event()
+                raise SpecFileError(
+                    f"{path}: {_place(alias.start_mark)}: YAML aliases"
+                    f" (*{alias.anchor}) are not read in a spec file; write the"
+                    " value out"
+                )
+            return super().compose_node(parent, index)
 
         def construct_mapping(self, node: Any, deep: bool = False) -> Any:
             seen = set()
             for key_node, _ in node.value:
+                if not isinstance(key_node, yaml.ScalarNode):
+                    kind = (
+                        "list" if isinstance(key_node, yaml.SequenceNode) else "mapping"
+                    )
+                    raise SpecFileError(
+                        f"{path}: {_place(key_node.start_mark)}: this mapping"
+                        f" key is a {kind}; the keys of a spec are names (JSON"
+                        " keys are strings): write a name"
+                    )
                 key = self.construct_object(key_node, deep=deep)
                 if key in seen:
                     raise SpecFileError(
@@ -279,7 +316,7 @@ def _parse_yaml(text: str, path: Path) -> Any:
     try:
         data = yaml.load(text, Loader=StrictLoader)  # A SafeLoader: no tags.
     except yaml.YAMLError as error:
-        raise SpecFileError(f"{path}: not valid YAML: {error}") from error
+        raise NotYAML(f"{path}: not valid YAML: {error}") from error
     except RecursionError:
         raise SpecFileError(f"{path}: mappings and lists nest too deeply") from None
 

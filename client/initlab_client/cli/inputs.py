@@ -24,6 +24,7 @@ from .._extras import install_command
 from ..errors import SpecFileError
 from ..spec import (
     YAML_SUFFIXES,
+    NotYAML,
     Spec,
     _parse_json,
     _parse_yaml,
@@ -343,11 +344,13 @@ def _from_stdin(hint: str) -> dict[str, Any]:
                 f"{json_error}; YAML needs PyYAML: {install_command('yaml')}",
                 param_hint=hint,
             ) from None
-        except SpecFileError as yaml_error:
+        except NotYAML as yaml_error:
             raise click.BadParameter(
                 f"standard input is neither JSON nor YAML: {yaml_error}",
                 param_hint=hint,
             ) from None
+        except SpecFileError as yaml_error:  # YAML, but not a spec's (an alias).
+            raise click.BadParameter(str(yaml_error), param_hint=hint) from None
     if not isinstance(data, dict):
         raise click.BadParameter(
             "standard input must hold an object (a spec with 'dims' and 'layers',"
