@@ -28,7 +28,9 @@ to ``d_model`` when the spec has it, else to the only dim of ``base_dims``
 (else, with no ``base_dims``, to the spec's only dim).
 
 Cost is estimated from the shapes before any work and refused over ``budget``
-(:class:`~initlab.core.errors.LimitExceeded`). Random streams: the teacher is
+(:class:`~initlab.core.errors.LimitExceeded`); the training then runs while
+holding ``work_slot()`` (a caller's turn to compute; none by default), so that
+every refusal comes before waiting for a turn. Random streams: the teacher is
 drawn from ``(seed)``, the batches of seed index s from ``(seed, s)`` and the
 initial parameters from ``(seed, s, width)``, each a
 ``numpy.random.SeedSequence`` spawn key; parametrizations and learning rates
@@ -45,6 +47,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Literal
 
@@ -1127,6 +1130,7 @@ def coord_check(
     loss: Loss | None = None,
     budget: float = DEFAULT_BUDGET,
     memory_budget: float = DEFAULT_MEMORY_BUDGET,
+    work_slot: Callable[[], AbstractContextManager[object]] = nullcontext,
 ) -> CoordCheckResult:
     """The coordinate check of ``spec`` across ``widths`` (Tensor Programs V, §7).
 
@@ -1178,33 +1182,36 @@ def coord_check(
         memory_budget,
         _knobs(cost_at, seeds=seeds, steps=steps, batch_size=batch_size, setup=setup),
     )
-    tables = _Parametrizations(
-        setup, optimizer, weight_decay, init_scheme, readout_zero_init, lr
-    )
-    task = _Task(setup, seed, batch_size, steps)
+    with work_slot():
+        tables = _Parametrizations(
+            setup, optimizer, weight_decay, init_scheme, readout_zero_init, lr
+        )
+        task = _Task(setup, seed, batch_size, steps)
 
-    results = []
-    for name in names:
-        records: dict[str, np.ndarray] = {}
-        recorded: tuple[RecordedOutput, ...] = ()
-        for width_index, width in enumerate(setup.widths):
-            parametrization = tables.get(name, width_index, lr)
-            for seed_index in range(seeds):
-                network = Network(
-                    setup.expanded[width_index],
-                    parametrization,
-                    _init_seed(seed, seed_index, width),
-                )
-                recorded = network.recorded
-                run = _recorded_run(
-                    network, task.batches(seed_index), setup.loss, steps
-                )
-                for key, values in run.items():
-                    table = records.setdefault(
-                        key, np.zeros((seeds, steps, len(setup.widths)))
+        results = []
+        for name in names:
+            records: dict[str, np.ndarray] = {}
+            recorded: tuple[RecordedOutput, ...] = ()
+            for width_index, width in enumerate(setup.widths):
+                parametrization = tables.get(name, width_index, lr)
+                for seed_index in range(seeds):
+                    network = Network(
+                        setup.expanded[width_index],
+                        parametrization,
+                        _init_seed(seed, seed_index, width),
                     )
-                    table[seed_index, :, width_index] = values
-        results.append(_coord_parametrization(name, recorded, records, setup, tables))
+                    recorded = network.recorded
+                    run = _recorded_run(
+                        network, task.batches(seed_index), setup.loss, steps
+                    )
+                    for key, values in run.items():
+                        table = records.setdefault(
+                            key, np.zeros((seeds, steps, len(setup.widths)))
+                        )
+                        table[seed_index, :, width_index] = values
+            results.append(
+                _coord_parametrization(name, recorded, records, setup, tables)
+            )
 
     return CoordCheckResult(
         widths=setup.widths,
@@ -1438,6 +1445,7 @@ def transfer_check(
     loss: Loss | None = None,
     budget: float = DEFAULT_BUDGET,
     memory_budget: float = DEFAULT_MEMORY_BUDGET,
+    work_slot: Callable[[], AbstractContextManager[object]] = nullcontext,
 ) -> TransferCheckResult:
     """The learning-rate transfer check (Tensor Programs V, Figure 1).
 
@@ -1519,29 +1527,30 @@ def transfer_check(
             transfer=True,
         ),
     )
-    tables = _Parametrizations(
-        setup, optimizer, weight_decay, init_scheme, readout_zero_init, lrs[0]
-    )
-    task = _Task(setup, seed, batch_size, steps)
+    with work_slot():
+        tables = _Parametrizations(
+            setup, optimizer, weight_decay, init_scheme, readout_zero_init, lrs[0]
+        )
+        task = _Task(setup, seed, batch_size, steps)
 
-    results = []
-    for name in names:
-        curves = []
-        for width_index, width in enumerate(setup.widths):
-            finals = np.zeros((seeds, len(lrs)))
-            for lr_index, lr in enumerate(lrs):
-                parametrization = tables.get(name, width_index, lr)
-                for seed_index in range(seeds):
-                    finals[seed_index, lr_index] = _final_loss(
-                        setup.expanded[width_index],
-                        parametrization,
-                        _init_seed(seed, seed_index, width),
-                        task.batches(seed_index),
-                        setup.loss,
-                        loss_window,
-                    )
-            curves.append(_transfer_curve(width, lrs, finals))
-        results.append(_transfer_parametrization(name, curves, lrs))
+        results = []
+        for name in names:
+            curves = []
+            for width_index, width in enumerate(setup.widths):
+                finals = np.zeros((seeds, len(lrs)))
+                for lr_index, lr in enumerate(lrs):
+                    parametrization = tables.get(name, width_index, lr)
+                    for seed_index in range(seeds):
+                        finals[seed_index, lr_index] = _final_loss(
+                            setup.expanded[width_index],
+                            parametrization,
+                            _init_seed(seed, seed_index, width),
+                            task.batches(seed_index),
+                            setup.loss,
+                            loss_window,
+                        )
+                curves.append(_transfer_curve(width, lrs, finals))
+            results.append(_transfer_parametrization(name, curves, lrs))
 
     return TransferCheckResult(
         widths=setup.widths,

@@ -28,6 +28,7 @@ import functools
 import math
 from collections import Counter
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -529,7 +530,20 @@ def trend(names: Sequence[str], values: Sequence[float], direction: Direction) -
     if not values:
         return Trend("stable", None, None, None, None, "the network has no layers")
 
+    # NaN follows only an overflow (inf·0 in a float32 simulation): past
+    # what floating point holds, like inf.
+    values = [math.inf if math.isnan(value) else value for value in values]
     first = values[0]
+    if math.isinf(first):
+        return Trend(
+            "exploding",
+            None,
+            None,
+            names[0],
+            1,
+            f"the {what} outgrows floating point already at {names[0]}, where the"
+            f" {direction} pass starts",
+        )
     if not first > 0.0:
         return Trend(
             "vanishing",
@@ -1007,13 +1021,16 @@ def compute_statistics(
     backward: bool = True,
     spatial_size: int = 8,
     sequence_length: int = 8,
+    work_slot: Callable[[], AbstractContextManager[object]] = nullcontext,
 ) -> StatisticsResult:
     """Per-layer statistics of ``expanded`` drawn as ``recommendation_result`` says.
 
     Builds the network (:func:`build_network`), checks the Monte Carlo cost
     against ``budget`` (and ``memory_budget``) before any work when the method
     simulates (:func:`check_budget`), runs the analytic propagation and/or the
-    simulation, and merges them row by row with the verdicts and the phase.
+    simulation (holding ``work_slot()``, a caller's turn to compute, once every
+    check has passed), and merges them row by row with the verdicts and the
+    phase.
     The verdicts read the analytic values when there are any, else the Monte
     Carlo means, over the top-level rows that carry the signal (dense layers,
     attention blocks' and gated MLPs' outputs, residual groups; not norms,
@@ -1065,27 +1082,28 @@ def compute_statistics(
             network, spatial_size=spatial_size, sequence_length=sequence_length
         )
     )
-    analytic = None
-    if method != "monte_carlo":
-        analytic = propagate(
-            network,
-            input_second_moment=input_second_moment,
-            input_correlation=input_correlation,
-            sequence_length=tokens,
-        )
-    simulation = None
-    if simulated:
-        simulation = montecarlo.simulate(
-            network,
-            batch_size=batch_size,
-            seeds=seeds,
-            seed=seed,
-            input_second_moment=input_second_moment,
-            input_correlation=input_correlation,
-            backward=backward,
-            spatial_size=spatial_size,
-            sequence_length=sequence_length,
-        )
+    with work_slot():
+        analytic = None
+        if method != "monte_carlo":
+            analytic = propagate(
+                network,
+                input_second_moment=input_second_moment,
+                input_correlation=input_correlation,
+                sequence_length=tokens,
+            )
+        simulation = None
+        if simulated:
+            simulation = montecarlo.simulate(
+                network,
+                batch_size=batch_size,
+                seeds=seeds,
+                seed=seed,
+                input_second_moment=input_second_moment,
+                input_correlation=input_correlation,
+                backward=backward,
+                spatial_size=spatial_size,
+                sequence_length=sequence_length,
+            )
 
     rows = _merge(network, analytic, simulation)
     summary = _summary(network, rows, backward, input_second_moment)
@@ -1502,6 +1520,7 @@ def propagation_chart(
     budget: float,
     memory_budget: float | None = None,
     spec_limits: SpecLimits | None = None,
+    work_slot: Callable[[], AbstractContextManager[object]] = nullcontext,
 ) -> PropagationChart:
     """Forward and backward second moments of a homogeneous MLP under each scheme.
 
@@ -1510,8 +1529,9 @@ def propagation_chart(
     ``sigma_b2`` unless its options name one; the other schemes keep their
     own biases, see :data:`SIGMA_B2_NOTE`), then measured as
     :func:`compute_statistics` does. The Monte Carlo cost of all schemes
-    together is checked against the budget before any work. Scheme problems
-    are reported at ``("schemes", i, ...)``.
+    together is checked against the budget before any work, and the schemes
+    are measured holding ``work_slot()`` (a caller's turn to compute). Scheme
+    problems are reported at ``("schemes", i, ...)``.
     """
     expanded = expand(
         chart_network_spec(activation, depth, width), spec_limits or SpecLimits()
@@ -1553,47 +1573,48 @@ def propagation_chart(
             network_path=("width",),
         )
 
-    series: list[Series] = []
-    verdicts: list[SchemeVerdict] = []
-    notes = [SIGMA_B2_NOTE, OUTPUT_GRADIENT_NOTE]
-    for index, (scheme, _, result) in enumerate(resolved):
-        measure = functools.partial(
-            compute_statistics,
-            expanded,
-            result,
-            batch_size=batch_size,
-            seeds=seeds,
-            seed=seed,
-            input_second_moment=input_second_moment,
-            budget=math.inf,
-        )
-        try:
-            statistics = measure(method=method)
-        except BeyondAnalyticRange as error:
-            reason = "; ".join(problem.message for problem in error.problems)
-            if method == "analytic":
-                raise InvalidInput.at(
-                    ("schemes", index),
-                    f"under {scheme.name}, {reason}. Ask for method both or"
-                    " monte_carlo to draw it from simulated networks, or leave"
-                    f" {scheme.name} out",
-                    scheme.name,
-                ) from error
-            # The simulation was budgeted with the other schemes above.
-            statistics = measure(method="monte_carlo")
-            notes.append(
-                f"{scheme.name} has no analytic line: {reason}. Its line and"
-                " verdicts are the Monte Carlo means."
+    with work_slot():
+        series: list[Series] = []
+        verdicts: list[SchemeVerdict] = []
+        notes = [SIGMA_B2_NOTE, OUTPUT_GRADIENT_NOTE]
+        for index, (scheme, _, result) in enumerate(resolved):
+            measure = functools.partial(
+                compute_statistics,
+                expanded,
+                result,
+                batch_size=batch_size,
+                seeds=seeds,
+                seed=seed,
+                input_second_moment=input_second_moment,
+                budget=math.inf,
             )
-        for direction, field_name in (
-            ("forward", "second_moment"),
-            ("backward", "gradient_second_moment"),
-        ):
-            series.append(_series(scheme, direction, field_name, statistics.rows))
-        summary = statistics.summary
-        verdicts.append(
-            SchemeVerdict(scheme, summary.forward, summary.backward, summary.phase)
-        )
+            try:
+                statistics = measure(method=method)
+            except BeyondAnalyticRange as error:
+                reason = "; ".join(problem.message for problem in error.problems)
+                if method == "analytic":
+                    raise InvalidInput.at(
+                        ("schemes", index),
+                        f"under {scheme.name}, {reason}. Ask for method both or"
+                        " monte_carlo to draw it from simulated networks, or leave"
+                        f" {scheme.name} out",
+                        scheme.name,
+                    ) from error
+                # The simulation was budgeted with the other schemes above.
+                statistics = measure(method="monte_carlo")
+                notes.append(
+                    f"{scheme.name} has no analytic line: {reason}. Its line and"
+                    " verdicts are the Monte Carlo means."
+                )
+            for direction, field_name in (
+                ("forward", "second_moment"),
+                ("backward", "gradient_second_moment"),
+            ):
+                series.append(_series(scheme, direction, field_name, statistics.rows))
+            summary = statistics.summary
+            verdicts.append(
+                SchemeVerdict(scheme, summary.forward, summary.backward, summary.phase)
+            )
 
     return PropagationChart(
         activation=activation,

@@ -1,7 +1,8 @@
 """How many multi-second computations a worker runs at once, and who waits.
 
 The statistics, the charts and the µP checks may each take seconds of one
-core (their budgets bound how many). A gunicorn worker has a fixed number of
+core (their budgets bound how many), and so may the largest recommendations
+and µP tables. A gunicorn worker has a fixed number of
 threads and accepts a connection only while one is free: were every thread
 computing, health checks and cheap requests would wait in the listen queue
 behind them. So each worker lets ``running`` of these computations run, lets
@@ -12,23 +13,19 @@ threads beyond ``running + queued`` stay free for everything else.
 
 from __future__ import annotations
 
-import functools
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+
+from flask import current_app
 
 from initlab.web.problems import Problem, ProblemKind
 
-#: The endpoints gated: those whose budgets allow seconds of work.
-HEAVY_ENDPOINTS = frozenset(
-    {
-        "statistics.post_statistics",
-        "statistics.get_propagation_chart",
-        "statistics.get_phase_diagram_chart",
-        "checks.post_coord_check",
-        "checks.post_transfer_check",
-    }
-)
+#: Where the app keeps its gate.
+GATE_EXTENSION = "initlab.compute_gate"
+#: Recommendations and µP tables of this many rows or more take a turn too
+#: (about 0.1 s of one core here; the limits allow 50,000, about 2 s).
+LARGE_ANSWER_ROWS = 2000
 #: Seconds a client is asked to wait before sending a refused request again.
 RETRY_AFTER_SECONDS = 2
 
@@ -109,15 +106,19 @@ class ComputeGate:
             )
 
 
-def gated(view: Callable[..., object], gate: ComputeGate) -> Callable[..., object]:
-    """``view``, run only while holding a turn of ``gate``."""
+def compute_turn() -> AbstractContextManager[None]:
+    """A turn of the current app's gate: hold it while computing.
 
-    @functools.wraps(view)
-    def run(**arguments: object) -> object:
-        with gate.slot():
-            return view(**arguments)
+    Routes pass it to the core as ``work_slot``, which takes it once every
+    check of the request has passed, so that a request that breaks a rule is
+    refused at once, never told the service is busy.
+    """
+    return current_app.extensions[GATE_EXTENSION].slot()
 
-    return run
+
+def turn_for_rows(rows: int) -> AbstractContextManager[None]:
+    """A turn when an answer of ``rows`` rows takes long enough to need one."""
+    return compute_turn() if rows >= LARGE_ANSWER_ROWS else nullcontext()
 
 
 def _busy(reason: str) -> Problem:

@@ -28,7 +28,7 @@ from flask import Flask, Response, current_app, g, request
 from werkzeug.exceptions import HTTPException
 
 from initlab.web import problems
-from initlab.web.admission import BUSY, HEAVY_ENDPOINTS, ComputeGate, gated
+from initlab.web.admission import BUSY, GATE_EXTENSION, ComputeGate
 from initlab.web.cache import CACHE_HEADER, ResponseCache, cached_response
 from initlab.web.checks_routes import blueprint as checks_blueprint
 from initlab.web.config import APP_EXTENSION, Config, settings
@@ -99,18 +99,14 @@ def create_app(config: Config | None = None) -> Flask:
     app.add_url_rule("/readyz", "readyz", _readyz, methods=["GET"])
     app.add_url_rule("/metrics", "metrics", _metrics, methods=["GET"])
     app.add_url_rule("/openapi.yaml", "openapi", _openapi, methods=["GET"])
-    gate = ComputeGate(
+    app.extensions[GATE_EXTENSION] = ComputeGate(
         config.max_running_computations,
         config.max_queued_computations,
         config.computation_wait_seconds,
         app.extensions[METRICS_EXTENSION].set_computations,
     )
     for endpoint, view in list(app.view_functions.items()):
-        # The compute time counts from the turn on, not the wait for it.
-        view = _timed(view)
-        if endpoint in HEAVY_ENDPOINTS:
-            view = gated(view, gate)
-        app.view_functions[endpoint] = view
+        app.view_functions[endpoint] = _timed(view)
 
     # before_request functions run in this order, after_request ones in the
     # reverse: CORS headers first, then the cache, then the stamp and the log.
@@ -219,6 +215,7 @@ def _refuse_query_parameters() -> None:
     rule = request.url_rule
     if (
         rule is None
+        or request.method == "OPTIONS"  # a CORS preflight must get its 2xx
         or not rule.rule.startswith("/v1/")
         or request.endpoint in QUERY_ENDPOINTS
         or not request.args

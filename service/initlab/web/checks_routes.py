@@ -24,6 +24,7 @@ from initlab.core.mup_checks import (
     transfer_check,
 )
 from initlab.web import problems
+from initlab.web.admission import compute_turn
 from initlab.web.config import current_config
 from initlab.web.jsonio import read_json_object
 from initlab.web.routes import load_request_with_spec, resolve_scheme_field
@@ -54,6 +55,7 @@ def post_coord_check() -> Response:
             steps=choices["steps"],
             budget=budget,
             memory_budget=config.statistics_limits.memory_budget,
+            work_slot=compute_turn,
             **arguments,
         )
     except InvalidInput as error:
@@ -113,6 +115,7 @@ def post_transfer_check() -> Response:
             spec,
             budget=budget,
             memory_budget=config.statistics_limits.memory_budget,
+            work_slot=compute_turn,
             **optional,
             **arguments,
         )

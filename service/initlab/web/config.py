@@ -39,6 +39,8 @@ DEFAULT_RESPONSE_CACHE_BYTES = 64 * 1024 * 1024
 DEFAULT_MAX_RUNNING_COMPUTATIONS = 2
 DEFAULT_MAX_QUEUED_COMPUTATIONS = 2
 DEFAULT_COMPUTATION_WAIT_SECONDS = 30
+# An hour: longer than any proxy waits, and within what a thread can wait for.
+MAX_COMPUTATION_WAIT_SECONDS = 3600
 MIN_API_KEY_LENGTH = 16
 APP_EXTENSION = "initlab.config"
 
@@ -187,17 +189,15 @@ class Config:
                 environ,
                 env_variable("max_running_computations"),
                 DEFAULT_MAX_RUNNING_COMPUTATIONS,
+                zero="0 turns the gate off",
             ),
             max_queued_computations=_read_non_negative(
                 environ,
                 env_variable("max_queued_computations"),
                 DEFAULT_MAX_QUEUED_COMPUTATIONS,
+                zero="0: none waits",
             ),
-            computation_wait_seconds=_read_positive(
-                environ,
-                env_variable("computation_wait_seconds"),
-                DEFAULT_COMPUTATION_WAIT_SECONDS,
-            ),
+            computation_wait_seconds=_read_wait_seconds(environ),
             cors_origins=_read_origins(environ, env_variable("cors_origins")),
             api_keys=_read_api_keys(environ, env_variable("api_keys")),
         )
@@ -222,6 +222,12 @@ class Config:
                 (limit.name, getattr(limits, limit.name), 1)
                 for limit in dataclasses.fields(limits)
             ]
+        if self.computation_wait_seconds > MAX_COMPUTATION_WAIT_SECONDS:
+            found.append(
+                f"computation_wait_seconds = {self.computation_wait_seconds!r}"
+                f" ({env_variable('computation_wait_seconds')}) must be at most"
+                f" {MAX_COMPUTATION_WAIT_SECONDS}."
+            )
         for name, value, least in numbers:
             usable = isinstance(value, int | float) and not isinstance(value, bool)
             if not usable or not math.isfinite(value) or value < least:
@@ -398,7 +404,24 @@ def api_key_fault(key: str) -> str | None:
     return None
 
 
-def _read_non_negative(environ: Mapping[str, str], variable: str, default: int) -> int:
+def _read_wait_seconds(environ: Mapping[str, str]) -> int:
+    variable = env_variable("computation_wait_seconds")
+    seconds = _read_positive(environ, variable, DEFAULT_COMPUTATION_WAIT_SECONDS)
+    if seconds > MAX_COMPUTATION_WAIT_SECONDS:
+        raise ConfigError(
+            f"{variable} must be at most {MAX_COMPUTATION_WAIT_SECONDS} (an hour);"
+            f" got {seconds}. Lower it, or unset {variable} to use the default"
+            f" {DEFAULT_COMPUTATION_WAIT_SECONDS}."
+        )
+    return seconds
+
+
+def _read_non_negative(
+    environ: Mapping[str, str],
+    variable: str,
+    default: int,
+    zero: str = "0 turns it off",
+) -> int:
     raw = environ.get(variable, "").strip()
     if not raw:
         return default
@@ -409,7 +432,7 @@ def _read_non_negative(environ: Mapping[str, str], variable: str, default: int) 
         value = -1
     if value < 0:
         raise ConfigError(
-            f"{variable} must be a non-negative integer (0 turns it off); got"
+            f"{variable} must be a non-negative integer ({zero}); got"
             f" {raw!r}. Fix the value or unset {variable} to use the default"
             f" {default!r}."
         )

@@ -91,15 +91,16 @@ class Metrics:
         )
         self.refusals = Counter(
             "initlab_refusals",
-            "Requests refused with a 4xx problem, by problem type (its slug) and,"
-            " for limit-exceeded, the limit.",
+            "Requests refused with a 4xx problem or a 503 busy, by problem type"
+            " (its slug) and, for limit-exceeded, the limit.",
             ["reason", "limit"],
             registry=registry,
         )
         self.compute = Histogram(
             "initlab_compute_seconds",
-            "Time spent in the route's handler (parsing, computing, writing the"
-            " answer); answers from the response cache spend none.",
+            "Time spent in the route's handler (parsing, waiting for a turn to"
+            " compute, computing, writing the answer); answers from the response"
+            " cache spend none.",
             ["route"],
             buckets=LATENCY_BUCKETS,
             registry=registry,

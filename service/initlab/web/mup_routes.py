@@ -10,7 +10,7 @@ directly keeps the response within a few milliseconds of the computation
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from flask import Blueprint, Response, current_app, request
@@ -25,7 +25,9 @@ from initlab.core.mup import (
     MupTarget,
     mup_table,
 )
+from initlab.core.spec import Spec, SpecLimits, plan_tensor_count
 from initlab.web import problems
+from initlab.web.admission import turn_for_rows
 from initlab.web.config import current_config
 from initlab.web.jsonio import read_json_object
 from initlab.web.routes import load_request_with_spec, resolve_scheme_field
@@ -43,19 +45,32 @@ def post_mup_table() -> Response:
         body, MupTableRequestSchema(), config.spec_limits
     )
     settings = _settings(body, choices)
-    try:
-        table = mup_table(
-            spec,
-            choices["base_dims"],
-            choices["targets"],
-            settings,
-            config.spec_limits,
-            config.mup_limits,
-        )
-    except InvalidInput as error:
-        raise problems.invalid_input_problem(error, (), body) from None
+    with turn_for_rows(_rows(spec, choices["targets"], config.spec_limits)):
+        try:
+            table = mup_table(
+                spec,
+                choices["base_dims"],
+                choices["targets"],
+                settings,
+                config.spec_limits,
+                config.mup_limits,
+            )
+        except InvalidInput as error:
+            raise problems.invalid_input_problem(error, (), body) from None
 
-    return current_app.json.response(_answer(table))
+        answer = _answer(table)
+    return current_app.json.response(answer)
+
+
+def _rows(spec: Spec, targets: Sequence[Any], limits: SpecLimits) -> int:
+    """About how many rows the table has: the spec's tensors for each target.
+
+    0 for a spec that breaks a rule: :func:`mup_table` refuses it at once.
+    """
+    try:
+        return plan_tensor_count(spec, limits) * len(targets)
+    except InvalidInput:
+        return 0
 
 
 def _settings(body: Mapping[str, Any], choices: Mapping[str, Any]) -> MupSettings:

@@ -74,10 +74,13 @@ SECURITY_SCHEME = "ApiKey"
 API_KEY_SECURITY = [{SECURITY_SCHEME: []}, {}]
 # Every kind of problem the service answers with, the web layer's included.
 ALL_PROBLEM_KINDS = (*PROBLEM_KINDS, UNAUTHORIZED, NOT_READY, BUSY)
-# The operations whose computations take turns (initlab.web.admission): a 503
-# `busy` with Retry-After when a worker has no turn for them.
+# The operations whose computations take turns (initlab.web.admission; a
+# recommendation or µP table only when large): a 503 `busy` with Retry-After
+# when a worker has no turn for them.
 GATED_OPERATIONS = frozenset(
     {
+        "recommend",
+        "mupTable",
         "computeStatistics",
         "coordCheck",
         "transferCheck",

@@ -28,6 +28,7 @@ from initlab.core.schemes import resolve_scheme, scheme_catalogue
 from initlab.core.spec import Spec, SpecLimits, expand
 from initlab.core.types import ExpandedSpec, SchemeChoice
 from initlab.web import problems
+from initlab.web.admission import turn_for_rows
 from initlab.web.config import current_config
 from initlab.web.jsonio import read_json_object
 from initlab.web.problems import FieldError, Problem
@@ -59,13 +60,16 @@ def post_recommendations() -> Response:
         body, RecommendationRequestSchema(), "scheme", config.spec_limits
     )
 
-    try:
-        result = recommend(expanded, scheme, overrides, config.spec_limits)
-    except InvalidInput as error:
-        raise problems.invalid_input_problem(error, (), body) from None
+    # A large answer takes a turn, writing it included (half its time).
+    with turn_for_rows(len(expanded.parameters)):
+        try:
+            result = recommend(expanded, scheme, overrides, config.spec_limits)
+        except InvalidInput as error:
+            raise problems.invalid_input_problem(error, (), body) from None
 
-    answer = _recommendation_answer(expanded, result)
-    return current_app.json.response(RecommendationResponseSchema().dump(answer))
+        answer = _recommendation_answer(expanded, result)
+        dumped = RecommendationResponseSchema().dump(answer)
+    return current_app.json.response(dumped)
 
 
 @blueprint.get("/v1/activations")

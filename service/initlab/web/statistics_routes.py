@@ -44,6 +44,7 @@ from initlab.core.statistics import (
 )
 from initlab.core.types import Activation, ExpandedSpec, SchemeChoice
 from initlab.web import problems
+from initlab.web.admission import compute_turn
 from initlab.web.config import Config, StatisticsLimits, current_config
 from initlab.web.jsonio import read_json_object
 from initlab.web.problems import LIMIT_EXCEEDED, FieldError, Problem
@@ -137,6 +138,7 @@ def post_statistics() -> Response:
             input_correlation=choices["input"]["correlation"],
             budget=limits.compute_budget,
             memory_budget=limits.memory_budget,
+            work_slot=compute_turn,
             **arguments,
         )
     except LimitExceeded as error:
@@ -306,6 +308,7 @@ def get_propagation_chart() -> Response:
             budget=limits.compute_budget,
             memory_budget=limits.memory_budget,
             spec_limits=config.spec_limits,
+            work_slot=compute_turn,
         )
     except LimitExceeded as error:
         if error.limit not in BUDGETS:
@@ -347,7 +350,9 @@ def get_phase_diagram_chart() -> Response:
         for axis in ("sigma_w2", "sigma_b2")
     ]
     try:
-        chart = phase_diagram_chart(activation, *axes, q_input=query["q_input"])
+        # A grid's refusal comes partway through its integrals: in the turn.
+        with compute_turn():
+            chart = phase_diagram_chart(activation, *axes, q_input=query["q_input"])
     except InvalidInput as error:
         raise _query_problem(
             problems.errors_from_invalid_input(_at_grid_parameters(error))
