@@ -794,6 +794,24 @@ def test_trend_of_an_overflowed_signal_says_so_without_an_infinite_ratio():
     )
 
 
+def test_trend_reads_nan_as_an_overflow_not_as_stable():
+    # A float32 simulation's NaN follows only an overflow (inf·0): every
+    # layer past the first overflowed, so the gradient exploded.
+    # Backward, the pass starts at the last layer, c.
+    overflowed = trend(["a", "b", "c"], [math.nan, math.nan, 1.0], "backward")
+    from_the_start = trend(["a", "b"], [math.nan, math.nan], "forward")
+
+    assert overflowed.verdict == "exploding"
+    assert overflowed.reason.startswith(
+        "the gradient second moment outgrows floating point from c to a"
+    )
+    assert from_the_start.verdict == "exploding"
+    assert from_the_start.reason == (
+        "the second moment outgrows floating point already at a, where the"
+        " forward pass starts"
+    )
+
+
 # --- what a refusal over budget suggests ------------------------------------------
 
 

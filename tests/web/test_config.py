@@ -90,3 +90,39 @@ def test_the_wsgi_module_refuses_to_start_on_a_bad_value() -> None:
         "INITLAB_MAX_BODY_BYTES must be a positive integer; got 'lots'. Fix the"
         " value or unset INITLAB_MAX_BODY_BYTES to use the default 1048576.\n"
     )
+
+
+def test_the_compute_gate_is_read_from_the_environment() -> None:
+    config = Config.from_environ(
+        {
+            "INITLAB_MAX_RUNNING_COMPUTATIONS": "0",
+            "INITLAB_MAX_QUEUED_COMPUTATIONS": "5",
+            "INITLAB_COMPUTATION_WAIT_SECONDS": "3600",
+        }
+    )
+    defaults = Config.from_environ({})
+
+    assert config.max_running_computations == 0  # no gate
+    assert config.max_queued_computations == 5
+    assert config.computation_wait_seconds == 3600
+    assert (
+        defaults.max_running_computations,
+        defaults.max_queued_computations,
+        defaults.computation_wait_seconds,
+    ) == (2, 2, 30)
+
+
+def test_a_wait_longer_than_an_hour_is_refused_before_a_thread_overflows() -> None:
+    # A thread's wait takes at most about 2**63 ns; an hour is the ceiling.
+    with pytest.raises(ConfigError) as refused:
+        Config.from_environ(
+            {"INITLAB_COMPUTATION_WAIT_SECONDS": "99999999999999999999999"}
+        )
+
+    assert str(refused.value) == (
+        "INITLAB_COMPUTATION_WAIT_SECONDS must be at most 3600 (an hour); got"
+        " 99999999999999999999999. Lower it, or unset"
+        " INITLAB_COMPUTATION_WAIT_SECONDS to use the default 30."
+    )
+    built = dataclasses.replace(Config(), computation_wait_seconds=7200)
+    assert any("must be at most 3600" in fault for fault in built.faults())

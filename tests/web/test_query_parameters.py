@@ -8,7 +8,8 @@ import pytest
 from flask import Flask
 from openapi_schema_validator import OAS31Validator
 
-from initlab.web.app import QUERY_ENDPOINTS
+from initlab.web.app import QUERY_ENDPOINTS, create_app
+from initlab.web.config import Config
 from initlab.web.problems import PROBLEM_MEDIA_TYPE, PROBLEM_TYPE_BASE
 
 
@@ -87,3 +88,19 @@ def test_the_same_operations_answer_without_a_query(app: Flask) -> None:
 
     assert client.get("/v1/schemes").status_code == 200
     assert client.get("/v1/presets").status_code == 200
+
+
+def test_a_cors_preflight_with_a_query_still_gets_its_answer() -> None:
+    # Browsers send the page's query on the preflight too, and give up on
+    # anything but a 2xx: the 422 belongs to the request that follows.
+    app = create_app(Config(cors_origins=("https://app.example.com",)))
+    preflight = app.test_client().options(
+        "/v1/recommendations?seed=3",
+        headers={
+            "Origin": "https://app.example.com",
+            "Access-Control-Request-Method": "POST",
+        },
+    )
+
+    assert preflight.status_code == 200
+    assert preflight.headers["Access-Control-Allow-Origin"] == "https://app.example.com"

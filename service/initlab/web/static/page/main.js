@@ -118,6 +118,11 @@ function clearInvalid(form) {
   }
 }
 
+/** Whether the service refused for want of a turn to compute (503 busy), not the settings. */
+function isBusy(error) {
+  return error instanceof ProblemError && error.status === 503;
+}
+
 /** A sentence without its final full stop, for comparing two ways of saying it. */
 function withoutStop(text) {
   return String(text ?? "").replace(/\.$/, "");
@@ -207,7 +212,7 @@ async function drawPropagation() {
     try {
       answer = await cached(url, () => getJSON(url, signal));
     } catch (error) {
-      clearPropagation(target.elements);
+      clearPropagation(target.elements, isBusy(error));
       clearPhase(target.phase.elements);
       delete target.phase.figure.dataset.request;
       throw error;

@@ -61,8 +61,10 @@ export function renderPropagation(answer, elements) {
 }
 
 /** Empty the view (after a refusal, so nothing on it contradicts the form). */
-export function clearPropagation(elements) {
-  elements.headline.textContent = "Nothing drawn: the service refused these settings (see above).";
+export function clearPropagation(elements, busy = false) {
+  elements.headline.textContent = busy
+    ? "Nothing drawn: the service is busy with other computations (see above); press Draw again in a few seconds."
+    : "Nothing drawn: the service refused these settings (see above).";
   for (const key of ["verdicts", "legend", "forwardChart", "forwardTable", "backwardChart", "backwardTable", "notes"]) {
     elements[key].replaceChildren();
   }
