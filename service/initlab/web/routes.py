@@ -69,7 +69,7 @@ def post_recommendations() -> Response:
 
         answer = _recommendation_answer(expanded, result)
         dumped = RecommendationResponseSchema().dump(answer)
-    return current_app.json.response(dumped)
+        return current_app.json.response(dumped)
 
 
 @blueprint.get("/v1/activations")
