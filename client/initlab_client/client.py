@@ -1139,8 +1139,10 @@ def _checked_base_url(base_url: str | None) -> str:
     """The base URL without surrounding spaces or a trailing slash.
 
     ``None`` takes ``INITLAB_URL`` (unset or blank: the default). What is
-    given must be an http or https URL with a host and no query or fragment,
-    since every endpoint's path is appended to it.
+    given must be an http or https URL with a host, a port from 1 to 65535
+    if any, no ``user:password@`` and no query or fragment, since every
+    endpoint's path is appended to it. Refused now rather than at the first
+    call; a message never shows a password given in the URL.
     """
     source = "base_url"
     if base_url is None:
@@ -1159,21 +1161,83 @@ def _checked_base_url(base_url: str | None) -> str:
             f" got an empty string (leave it out, or pass None, to use"
             f" {BASE_URL_ENV} or the default)"
         )
-    parts = urlsplit(base_url)
+    shown = _without_password(base_url)
+    try:
+        parts = urlsplit(base_url)
+    except ValueError as error:  # An unclosed "[" of an IPv6 address.
+        raise ValueError(
+            f"{source} must be an http(s) URL such as {DEFAULT_BASE_URL!r};"
+            f" {shown!r} does not parse ({error})"
+        ) from None
     if parts.scheme not in ("http", "https") or not parts.netloc:
-        hint = "" if "://" in base_url else f"; did you mean 'http://{base_url}'?"
+        hint = "" if "://" in base_url else f"; did you mean 'http://{shown}'?"
         raise ValueError(
             f"{source} must be an http(s) URL such as {DEFAULT_BASE_URL!r},"
-            f" got {base_url!r}{hint}"
+            f" got {shown!r}{hint}"
+        )
+    userinfo, at, host_port = parts.netloc.rpartition("@")
+    if at:
+        what = "a user name and password" if ":" in userinfo else "a user name"
+        plain = urlunsplit(parts._replace(netloc=host_port, query="", fragment=""))
+        raise ValueError(
+            f"{source} must not carry {what} (got {shown!r}): the service"
+            f" takes an API key instead; give {plain!r} and the key as api_key"
+            f" or {API_KEY_ENV}"
+        )
+    host, port = _host_and_port(host_port)
+    if not host:
+        raise ValueError(
+            f"{source} must name a host, as in {DEFAULT_BASE_URL!r}; got {shown!r}"
+        )
+    if port is not None and not (
+        port.isascii() and port.isdigit() and 1 <= int(port) <= 65535
+    ):
+        raise ValueError(
+            f"{source} has the port {port!r}; a port is a number from 1 to 65535"
+            f" (or none, for the scheme's default), as in {DEFAULT_BASE_URL!r};"
+            f" got {shown!r}"
         )
     if "?" in base_url or "#" in base_url:
         prefix = urlunsplit(parts._replace(query="", fragment=""))
         raise ValueError(
             f"{source} must not have a query or a fragment, since each endpoint's"
-            f" path is appended to it; got {base_url!r}: give {prefix!r}"
+            f" path is appended to it; got {shown!r}: give {prefix!r}"
         )
 
     return base_url.rstrip("/")
+
+
+def _host_and_port(host_port: str) -> tuple[str, str | None]:
+    """The host and the port text of ``host:port`` (``None``: no colon).
+
+    An IPv6 host is in brackets (``[::1]:8000``), its own colons not a port's.
+    """
+    if host_port.startswith("["):
+        host, bracket, rest = host_port.partition("]")
+        if not bracket or not rest:
+            return host + bracket, None
+        return host + bracket, rest[1:] if rest.startswith(":") else rest
+    host, colon, port = host_port.partition(":")
+
+    return host, port if colon else None
+
+
+def _without_password(url: str) -> str:
+    """``url`` with the password of a ``user:password@`` part written ``***``.
+
+    Works on the text itself, so that a URL too broken to parse is masked too.
+    """
+    scheme, separator, rest = url.partition("://")
+    if not separator:
+        scheme, rest = "", url
+    ends = [index for index in map(rest.find, "/?#") if index >= 0]
+    authority_end = min(ends, default=len(rest))
+    userinfo, at, host = rest[:authority_end].rpartition("@")
+    if not at or ":" not in userinfo:
+        return url
+    user = userinfo.partition(":")[0]
+
+    return f"{scheme}{separator}{user}:***@{host}{rest[authority_end:]}"
 
 
 def _json_bytes(method: str, url: str, body: Any) -> bytes:

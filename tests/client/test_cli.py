@@ -785,6 +785,34 @@ def test_bad_options_exit_2_before_anything_is_sent(args: list[str]) -> None:
 
 
 @pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        (
+            "http://127.0.0.1:99999",
+            "base_url has the port '99999'; a port is a number from 1 to 65535",
+        ),
+        ("http://127.0.0.1:abc", "base_url has the port 'abc'; a port is a number"),
+        ("http://127.0.0.1:0", "base_url has the port '0'; a port is a number"),
+        (
+            "http://ada:s3cret-pw@127.0.0.1:8000",
+            "base_url must not carry a user name and password (got"
+            " 'http://ada:***@127.0.0.1:8000'): the service takes an API key",
+        ),
+    ],
+)
+def test_a_url_that_is_no_service_url_exits_2_before_sending(
+    url: str, problem: str
+) -> None:
+    result = run("--url", url, "health")
+
+    assert result.exit_code == 2, (result.stderr, result.exception)
+    assert result.stdout == ""
+    (error,) = [line for line in result.stderr.splitlines() if "Error" in line]
+    assert error.startswith(f"Error: Invalid value for --url / INITLAB_URL: {problem}")
+    assert "s3cret" not in result.stderr
+
+
+@pytest.mark.parametrize(
     ("name", "text", "problem"),
     [
         (

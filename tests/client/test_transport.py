@@ -165,6 +165,105 @@ def test_a_bad_initlab_url_is_refused_naming_the_variable(
         Client()
 
 
+PORT_RULE = (
+    "a port is a number from 1 to 65535 (or none, for the scheme's default), as"
+    " in 'http://127.0.0.1:8000'"
+)
+
+
+@pytest.mark.parametrize(
+    ("url", "port"),
+    [
+        ("http://127.0.0.1:99999", "99999"),
+        ("http://127.0.0.1:abc", "abc"),
+        # Port 0 would connect to the scheme's default port, 80, unannounced.
+        ("http://127.0.0.1:0", "0"),
+        ("http://127.0.0.1:/", ""),
+        ("http://127.0.0.1:+80", "+80"),
+        ("http://[::1]:65536", "65536"),
+    ],
+)
+def test_a_base_url_with_a_port_that_is_no_port_is_refused_at_once(
+    url: str, port: str
+) -> None:
+    with pytest.raises(ValueError) as caught:
+        Client(url)
+
+    assert str(caught.value) == (
+        f"base_url has the port {port!r}; {PORT_RULE}; got {url!r}"
+    )
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:1",
+        "http://127.0.0.1:65535",
+        "http://[::1]:8000",
+        "http://[::1]",
+        "https://example.org",
+    ],
+)
+def test_ports_from_1_to_65535_and_none_are_taken(url: str) -> None:
+    assert Client(url).base_url == url
+
+
+def test_a_base_url_with_a_password_is_refused_without_showing_it() -> None:
+    with pytest.raises(ValueError) as caught:
+        Client("http://ada:s3cret-pw@10.1.2.3:8000/initlab")
+
+    assert str(caught.value) == (
+        "base_url must not carry a user name and password (got"
+        " 'http://ada:***@10.1.2.3:8000/initlab'): the service takes an API key"
+        " instead; give 'http://10.1.2.3:8000/initlab' and the key as api_key or"
+        " INITLAB_API_KEY"
+    )
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "ftp://ada:s3cret-pw@host",
+        "ada:s3cret-pw@host:8000",
+        "http://ada:s3cret-pw@[::1",
+        "http://ada:s3cret-pw@host:8000?x=1",
+    ],
+)
+def test_no_message_about_a_base_url_shows_its_password(url: str) -> None:
+    with pytest.raises(ValueError) as caught:
+        Client(url)
+
+    assert "ada:***@" in str(caught.value)
+    assert "s3cret" not in str(caught.value)
+
+
+def test_a_user_name_alone_is_refused_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("INITLAB_URL", "http://ada@host:8000")
+
+    with pytest.raises(ValueError) as caught:
+        Client()
+
+    assert str(caught.value).startswith(
+        "INITLAB_URL must not carry a user name (got 'http://ada@host:8000'): the"
+        " service takes an API key instead; give 'http://host:8000'"
+    )
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("http://:8000", "base_url must name a host, as in 'http://127.0.0.1:8000';"),
+        ("http://[::1", "base_url must be an http(s) URL such as 'http://127.0.0"),
+    ],
+)
+def test_a_base_url_without_a_readable_host_is_refused(url: str, message: str) -> None:
+    with pytest.raises(ValueError) as caught:
+        Client(url)
+
+    assert str(caught.value).startswith(message)
+    assert repr(url) in str(caught.value)
+
+
 # -- what is sent ----------------------------------------------------------------
 
 
