@@ -1,4 +1,5 @@
-"""Where the ``initlab`` command writes: a narrow terminal and a closed pipe.
+"""Where the ``initlab`` command writes: a narrow terminal, a closed pipe, a
+full disk (Linux's ``/dev/full``) and no standard output at all.
 
 The command runs as a subprocess of this interpreter against the live
 service, its standard output a real pseudo-terminal of a given width (so
@@ -204,3 +205,67 @@ def test_a_closed_pipe_met_at_exit_gives_141_without_a_warning(
     )
 
     assert (status, errors) == (141, "")
+
+
+def into(stdout: int | None, *args: str, close_stdout: bool = False) -> tuple[int, str]:
+    """``initlab ARGS`` writing to the file descriptor ``stdout``, or with no
+    standard output at all (``initlab ... >&-``); exit status and stderr."""
+    process = subprocess.run(
+        [*COMMAND, *args],
+        stdout=stdout,
+        stderr=subprocess.PIPE,
+        # In the child, before Python starts: it then has no sys.stdout.
+        preexec_fn=(lambda: os.close(1)) if close_stdout else None,
+        env={
+            name: value for name, value in os.environ.items() if name != "INITLAB_URL"
+        },
+        check=False,
+        timeout=60,
+    )
+
+    return process.returncode, process.stderr.decode()
+
+
+FULL_DISK = (
+    "initlab: cannot write the answer to standard output (No space left on"
+    " device); send it to a file or a pipe that can take it\n"
+)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["recommend", str(MLP_PATH)],  # A table, buffered until the command ends.
+        ["recommend", str(MLP_PATH), "--json"],
+        ["recommend", str(MLP_PATH), "--csv"],
+        ["mup-table", str(MLP_PATH), "--lr", "0.01", "--csv"],
+        ["schemes"],
+    ],
+    ids=["table", "json", "csv", "mup-csv", "schemes"],
+)
+def test_a_full_disk_gives_one_line_and_exit_5(
+    live_server_url: str, args: list[str]
+) -> None:
+    with open("/dev/full", "wb") as full:
+        status, errors = into(full.fileno(), "--url", live_server_url, *args)
+
+    assert (status, errors) == (5, FULL_DISK)
+
+
+def test_no_standard_output_is_refused_before_a_request_is_sent() -> None:
+    # Nothing listens on port 1: a request sent would exit 4, not 5.
+    status, errors = into(
+        None,
+        "--url",
+        "http://127.0.0.1:1",
+        "--retries",
+        "0",
+        "schemes",
+        close_stdout=True,
+    )
+
+    assert (status, errors) == (
+        5,
+        "initlab: cannot write the answer to standard output (it is not open);"
+        " send it to a file or a pipe that can take it\n",
+    )

@@ -26,6 +26,7 @@ EXIT_UNEXPECTED = 1
 EXIT_BAD_INPUT = 2
 EXIT_SERVER_ERROR = 3
 EXIT_UNREACHABLE = 4
+EXIT_UNWRITABLE_OUTPUT = 5
 # 128 + SIGPIPE, what a shell reports for a Unix tool whose reader went away.
 EXIT_CLOSED_OUTPUT = 141
 
@@ -45,6 +46,10 @@ EXIT_CODES = {
     EXIT_UNREACHABLE: (
         "the service cannot be reached, did not answer in time, or was still"
         " busy (429, or 503 busy) after the retries: try again later"
+    ),
+    EXIT_UNWRITABLE_OUTPUT: (
+        "standard output cannot be written (it is not open, or its disk is"
+        " full): the answer is lost, and one line on stderr says why"
     ),
     EXIT_CLOSED_OUTPUT: (
         "standard output was closed before the answer was written (initlab ..."
@@ -77,18 +82,35 @@ def main(args: Sequence[str] | None = None) -> None:
         # What is still buffered is written now, not at exit, where a closed
         # pipe would print "Exception ignored ... BrokenPipeError".
         try:
-            sys.stdout.flush()
+            if sys.stdout is not None:
+                sys.stdout.flush()
         except BrokenPipeError:
             quiet_closed_output()
             raise SystemExit(EXIT_CLOSED_OUTPUT) from None
+        except OSError as error:
+            quiet_closed_output()
+            sys.stderr.write(unwritable_output_message(error) + "\n")
+            raise SystemExit(EXIT_UNWRITABLE_OUTPUT) from None
+
+
+def unwritable_output_message(error: OSError | None) -> str:
+    """The one line saying why standard output took no answer."""
+    reason = "it is not open" if error is None else error.strerror or str(error)
+
+    return (
+        f"initlab: cannot write the answer to standard output ({reason});"
+        " send it to a file or a pipe that can take it"
+    )
 
 
 def quiet_closed_output() -> None:
-    """Point standard output at the null device once its reader has gone.
+    """Point standard output at the null device once it has refused a write.
 
     Python flushes ``sys.stdout`` again at exit; writing to the closed pipe
-    there would print a warning and change the exit status.
+    or the full disk there would print a warning and change the exit status.
     """
+    if sys.stdout is None:
+        return
     devnull = os.open(os.devnull, os.O_WRONLY)
     try:
         os.dup2(devnull, sys.stdout.fileno())
@@ -104,4 +126,4 @@ def _installed(name: str) -> bool:
         return False
 
 
-__all__ = ["EXIT_CODES", "main"]
+__all__ = ["EXIT_CODES", "main", "unwritable_output_message"]

@@ -11,6 +11,7 @@ traceback.
 from __future__ import annotations
 
 import errno
+import sys
 import textwrap
 import traceback
 from typing import Any
@@ -38,8 +39,11 @@ from . import (
     EXIT_SERVER_ERROR,
     EXIT_UNEXPECTED,
     EXIT_UNREACHABLE,
+    EXIT_UNWRITABLE_OUTPUT,
     quiet_closed_output,
+    unwritable_output_message,
 )
+from .output import UnwritableOutput
 from .settings import Settings
 
 START_HINT = (
@@ -201,9 +205,18 @@ class InitlabGroup(click.Group):
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
+            if sys.stdout is None:
+                # Started with standard output closed (initlab ... >&-):
+                # refused before a request is sent for an answer with no reader.
+                raise UnwritableOutput(None)
             return super().invoke(ctx)
         except (click.ClickException, click.exceptions.Exit, click.Abort):
             raise
+        except UnwritableOutput as unwritable:
+            quiet_closed_output()
+            raise Failure(
+                EXIT_UNWRITABLE_OUTPUT, unwritable_output_message(unwritable.error)
+            ) from None
         except OSError as error:
             if error.errno == errno.EPIPE:
                 # The reader of stdout went away (| head): stop quietly.

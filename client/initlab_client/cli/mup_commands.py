@@ -17,7 +17,7 @@ from .options import (
     output_format,
     spec_source,
 )
-from .output import Output, answer
+from .output import Output, answer, writing
 from .settings import Settings
 
 
@@ -138,7 +138,9 @@ def mup_table(
     )
 
     if chosen == "csv":
-        result.to_csv(Output().stdout)
+        with writing(Output().stdout) as stdout:
+            result.to_csv(stdout)
+            stdout.flush()
         return
     answer(chosen, result.raw, render.show_mup_table, None, result)
 

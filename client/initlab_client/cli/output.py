@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import errno
 import json
 import sys
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import IO, Any
 
 from rich import box
@@ -30,6 +31,31 @@ PIPE_WIDTH = 100_000
 # Significant digits of a number in a table; --json and --csv keep them all.
 TABLE_DIGITS = 6
 MISSING = "-"
+
+
+class UnwritableOutput(Exception):
+    """Standard output took no answer: it is not open, or its disk is full.
+
+    ``error`` is the refusal (``None``: there is no standard output). A
+    closed pipe is not one: its ``BrokenPipeError`` ends the command quietly.
+    """
+
+    def __init__(self, error: OSError | None) -> None:
+        super().__init__(error)
+        self.error = error
+
+
+@contextlib.contextmanager
+def writing(stream: IO[str] | None) -> Iterator[IO[str]]:
+    """``stream``, whose refusals to write become :class:`UnwritableOutput`."""
+    if stream is None:
+        raise UnwritableOutput(None)
+    try:
+        yield stream
+    except OSError as error:
+        if error.errno == errno.EPIPE:
+            raise
+        raise UnwritableOutput(error) from error
 
 
 def _is_terminal(stream: IO[str]) -> bool:
@@ -116,14 +142,15 @@ class Output:
         not cropped: the terminal shows the rest on the next line, where
         rich would have cut every value with an ellipsis.
         """
-        if self.terminal:
-            self.console.print(*map(self._unbounded, renderables), crop=False)
-            return
+        with writing(self.stdout) as stdout:
+            if self.terminal:
+                self.console.print(*map(self._unbounded, renderables), crop=False)
+                return
 
-        with self.console.capture() as captured:
-            self.console.print(*renderables)
-        lines = captured.get().splitlines()
-        self.stdout.write("".join(line.rstrip() + "\n" for line in lines))
+            with self.console.capture() as captured:
+                self.console.print(*renderables)
+            lines = captured.get().splitlines()
+            stdout.write("".join(line.rstrip() + "\n" for line in lines))
 
     def _unbounded(self, renderable: Any) -> Any:
         """``renderable``, or a table made as wide as its unbreakable cells need."""
@@ -160,15 +187,17 @@ class Output:
 
     def json(self, data: Any) -> None:
         """``data`` as indented JSON: the service's answer, every digit kept."""
-        self.stdout.write(json.dumps(data, indent=2) + "\n")
-        self.stdout.flush()
+        with writing(self.stdout) as stdout:
+            stdout.write(json.dumps(data, indent=2) + "\n")
+            stdout.flush()
 
     def csv(self, header: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
         """A CSV table (RFC 4180, as :meth:`MupTable.to_csv` writes) on stdout."""
-        writer = csv.writer(self.stdout)
-        writer.writerow(header)
-        writer.writerows([[cell_text(value) for value in row] for row in rows])
-        self.stdout.flush()
+        with writing(self.stdout) as stdout:
+            writer = csv.writer(stdout)
+            writer.writerow(header)
+            writer.writerows([[cell_text(value) for value in row] for row in rows])
+            stdout.flush()
 
 
 class _AtWidth:
