@@ -1259,7 +1259,10 @@ def _measured(row: StatisticsRow, statistic: str) -> Estimate:
 
 def _estimate(values: np.ndarray) -> Estimate:
     mean = float(values.mean())
-    sd = float(values.std(ddof=1)) if values.size > 1 else 0.0
+    # Overflowed networks' values are infinite: their spread is NaN (inf - inf),
+    # which is what the answer should hold, without numpy's warning.
+    with np.errstate(invalid="ignore"):
+        sd = float(values.std(ddof=1)) if values.size > 1 else 0.0
     return Estimate(mean, sd, sd / math.sqrt(values.size))
 
 
