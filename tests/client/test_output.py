@@ -160,22 +160,9 @@ def into_a_closed_pipe(*args: str) -> tuple[int, str]:
     reader, writer = os.pipe()
     os.close(reader)
     try:
-        process = subprocess.run(
-            [*COMMAND, *args],
-            stdout=writer,
-            stderr=subprocess.PIPE,
-            env={
-                name: value
-                for name, value in os.environ.items()
-                if name != "INITLAB_URL"
-            },
-            check=False,
-            timeout=60,
-        )
+        return into(writer, *args)
     finally:
         os.close(writer)
-
-    return process.returncode, process.stderr.decode()
 
 
 def test_a_closed_pipe_ends_the_command_quietly_with_141(
