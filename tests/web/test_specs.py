@@ -11,6 +11,11 @@ import json
 from pathlib import Path
 
 import pytest
+from flask import Flask
+
+from initlab.core.importers import import_model
+from initlab.web.problems import FieldError, validation_problem
+from initlab.web.spec_sources import remember_source, repoint_problem
 
 from .conftest import ContractClient
 
@@ -152,6 +157,63 @@ def test_a_preset_stands_in_for_a_spec(api: ContractClient) -> None:
     assert answer["notes"][: len(preset_notes)] == preset_notes
     answer["notes"] = answer["notes"][len(preset_notes) :]
     assert answer == written_out.get_json()
+
+
+@pytest.mark.parametrize(
+    ("name", "source", "broken_at"),
+    [
+        ("t5-small", "huggingface:t5", "/layers/1/layers/0"),
+        ("vit-base-patch16-224", "huggingface:vit", "/layers/0/layers/0/layers/1"),
+    ],
+)
+def test_statistics_of_an_import_beyond_one_stack_say_why(
+    api: ContractClient, name: str, source: str, broken_at: str
+) -> None:
+    response = api.post(
+        "/v1/statistics",
+        json_body={
+            "spec": {"import": {"format": "huggingface", "config": hf_config(name)}},
+            "method": "analytic",
+        },
+    )
+
+    message = problem(response, "/spec/import")
+    body = response.get_json()
+    # The user wrote none of the built spec's layers: the detail says why the
+    # statistics cannot follow it and where to go instead, and every error
+    # points at the import, quoting where in the built spec it broke.
+    assert body["detail"] == (
+        "The statistics follow one stack of layers whose widths chain from its"
+        f" input, and the spec that /spec/import builds ({source}) is not one"
+        " (see errors for where it breaks). /v1/recommendations and"
+        " /v1/mup/table take it; for statistics, write the part to follow as"
+        " a spec."
+    )
+    assert {error["pointer"] for error in body["errors"]} == {"/spec/import"}
+    assert message.startswith(
+        f"the spec that /spec/import builds ({source}; /v1/specs/import shows it)"
+        f" breaks a rule at {broken_at}"
+    )
+
+
+def test_a_detail_naming_an_error_inside_a_built_spec_names_it_as_moved(
+    app: Flask,
+) -> None:
+    # The detail of a refusal restates its first error: once that error is
+    # moved to the import that built the spec, the detail follows it.
+    source = {"format": "huggingface", "config": hf_config("gpt2-small")}
+    imported = import_model(source)
+    errors = [FieldError("/spec/layers/2/count", "must be positive; got 0")]
+    with app.test_request_context():
+        remember_source(("spec", "import"), imported)
+        problem = repoint_problem(validation_problem(errors))
+
+    assert problem.detail == (
+        "/spec/import: the spec that /spec/import builds (huggingface:gpt2;"
+        " /v1/specs/import shows it) breaks a rule at /layers/2/count: must be"
+        " positive; got 0."
+    )
+    assert [error.pointer for error in problem.errors] == ["/spec/import"]
 
 
 def test_the_presets_are_listed_with_their_parameters(api: ContractClient) -> None:

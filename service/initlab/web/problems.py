@@ -243,7 +243,7 @@ def validation_problem(
     """A 422 listing ``errors``; the detail names the first one."""
     errors = list(errors)
     if detail is None:
-        detail = _summary(errors)
+        detail = summary(errors)
 
     return Problem(VALIDATION, detail, errors)
 
@@ -385,7 +385,7 @@ def _flatten_messages(messages: Any, path: Path) -> Iterator[tuple[Path, str]]:
         yield path, str(messages)
 
 
-def _summary(errors: list[FieldError]) -> str:
+def summary(errors: list[FieldError]) -> str:
     """One sentence naming the first error, and how many there are in all."""
     if not errors:
         return "The request breaks a rule."

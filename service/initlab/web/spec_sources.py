@@ -62,12 +62,24 @@ def spec_source_notes() -> list[str]:
     return [f"{imported.source} (at {where}): {note}" for note in imported.notes]
 
 
+def spec_source() -> tuple[str, str] | None:
+    """Where this request's spec was built, and by what: ``("/spec/import",
+    "huggingface:t5")``; ``None`` for a spec written out."""
+    source = g.get("spec_source")
+    if source is None:
+        return None
+    path, imported = source
+
+    return problems.json_pointer(path), imported.source
+
+
 def repoint_problem(problem: Problem) -> Problem:
     """``problem`` with pointers into a built spec moved to what built it.
 
     A user who sent ``{"import": ...}`` cannot follow ``/spec/layers/2/count``:
     such an error points at ``/spec/import`` and quotes where in the built spec
-    the rule broke (POST /v1/specs/import shows that spec).
+    the rule broke (POST /v1/specs/import shows that spec). A detail that
+    named the first error is written again from the moved one.
     """
     source = g.get("spec_source")
     if source is None:
@@ -92,6 +104,8 @@ def repoint_problem(problem: Problem) -> Problem:
             moved.append(FieldError(own, message, error.parameter))
         else:
             moved.append(error)
+    if problem.detail == problems.summary(problem.errors):
+        problem.detail = problems.summary(moved)
     problem.errors = moved
 
     return problem

@@ -61,7 +61,7 @@ from initlab.web.schemas.statistics import (
     StatisticsRequestSchema,
     StatisticsResponseSchema,
 )
-from initlab.web.spec_sources import spec_source_notes
+from initlab.web.spec_sources import spec_source, spec_source_notes
 
 blueprint = Blueprint("statistics", __name__)
 
@@ -148,12 +148,31 @@ def post_statistics() -> Response:
         cost = montecarlo.estimate_cost(network, **arguments)
         raise _budget_problem(_at_request_paths(error), cost, limits) from None
     except InvalidInput as error:
-        raise problems.invalid_input_problem(
-            _at_request_paths(error), (), body
-        ) from None
+        problem = problems.invalid_input_problem(_at_request_paths(error), (), body)
+        raise _beyond_one_stack(problem) from None
 
     answer = _statistics_answer(result, recommendation, limits, choices["backward"])
     return _json_response(StatisticsResponseSchema(), answer)
+
+
+def _beyond_one_stack(problem: Problem) -> Problem:
+    """``problem``, saying why when the spec the statistics cannot follow was
+    built by an import or a preset (T5's encoder and decoder, ViT's patch
+    embedding and class token): the user wrote none of its layers."""
+    source = spec_source()
+    if source is None or not any(
+        error.pointer.startswith("/spec/") for error in problem.errors
+    ):
+        return problem
+    where, built_by = source
+    problem.detail = (
+        f"The statistics follow one stack of layers whose widths chain from its"
+        f" input, and the spec that {where} builds ({built_by}) is not one (see"
+        f" errors for where it breaks). /v1/recommendations and /v1/mup/table"
+        f" take it; for statistics, write the part to follow as a spec."
+    )
+
+    return problem
 
 
 def _refuse_over_layer_count(expanded: ExpandedSpec, limits: StatisticsLimits) -> None:
