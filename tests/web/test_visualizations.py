@@ -224,6 +224,20 @@ def test_an_unknown_scheme_is_named_with_its_position(api: ContractClient) -> No
     assert "he_normal" in error["message"]
 
 
+def test_a_scheme_named_twice_is_refused(api: ContractClient) -> None:
+    # Two curves of one name could not be told apart by a reader or a client.
+    query = {"schemes": "kaiming_normal,xavier_normal, kaiming_normal"}
+    response = api.get(PROPAGATION, query=query)
+
+    body = problem_of(response, 422, "validation")
+    [error] = body["errors"]
+    assert error["parameter"] == "schemes"
+    assert error["message"] == (
+        'names "kaiming_normal" more than once; each scheme is one curve, so name'
+        ' each once. Got "kaiming_normal,xavier_normal, kaiming_normal".'
+    )
+
+
 def test_a_parameter_given_twice_is_refused(api: ContractClient) -> None:
     # The contract client sends each parameter once: go around it, and check
     # the problem against the document's Problem schema by hand.
@@ -268,7 +282,12 @@ def test_leaky_relu_takes_its_slope(api: ContractClient) -> None:
         ("width", "4097", "max_chart_width"),
         ("seeds", "65", "max_seeds"),
         ("batch_size", "1025", "max_batch_size"),
-        ("schemes", ",".join(["kaiming_normal"] * 9), "max_chart_schemes"),
+        (
+            "schemes",
+            "xavier_uniform,xavier_normal,kaiming_uniform,kaiming_normal,"
+            "lecun_uniform,lecun_normal,orthogonal,trunc_normal,normal",
+            "max_chart_schemes",
+        ),
     ],
 )
 def test_sizes_over_their_limits_are_refused(

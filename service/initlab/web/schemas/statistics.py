@@ -1036,6 +1036,8 @@ class QuerySchemeList(fields.Field):
     default_error_messages = {
         "invalid": "must be scheme names separated by commas, such as"
         " kaiming_normal,xavier_normal; got {input}",
+        "repeated": "names {name} more than once; each scheme is one curve, so"
+        " name each once",
     }
 
     def _deserialize(
@@ -1044,6 +1046,11 @@ class QuerySchemeList(fields.Field):
         names = tuple(name.strip() for name in str(value).split(","))
         if not all(names):
             raise self.make_error("invalid", input=json_value(value))
+        repeated = next(
+            (name for index, name in enumerate(names) if name in names[:index]), None
+        )
+        if repeated is not None:
+            raise self.make_error("repeated", name=json_value(repeated))
 
         return names
 
@@ -1132,8 +1139,8 @@ PropagationQuerySchema = QuerySchema.from_dict(
             load_default=lambda: DEFAULT_CHART_SCHEMES,
             metadata={
                 "description": "Scheme names to compare, separated by commas, each"
-                " with its default options (sigma_b2 goes to mean_field); at most"
-                " INITLAB_MAX_CHART_SCHEMES.",
+                " named once and taking its default options (sigma_b2 goes to"
+                " mean_field); at most INITLAB_MAX_CHART_SCHEMES.",
                 "default": ",".join(DEFAULT_CHART_SCHEMES),
                 "type": "string",
             },
