@@ -50,6 +50,10 @@ MLP = {
 CHECK = {"spec": MLP, "widths": [8, 16], "width_dim": "w", "steps": 2, "seeds": 1}
 TABLE = {"spec": MLP, "targets": [{"w": 16}], "lr": 1e-3}
 TRANSFER = {**CHECK, "lrs": [1e-3, 1e-2]}
+NINE_SCHEMES = (
+    "xavier_uniform", "xavier_normal", "kaiming_uniform", "kaiming_normal",
+    "lecun_uniform", "lecun_normal", "orthogonal", "trunc_normal", "normal",
+)  # fmt: skip
 GPT2 = {
     "format": "huggingface",
     "config": {
@@ -417,9 +421,11 @@ QUERY_CASES: list[tuple[str, str, str, str, str, str | None]] = [
      "must be at least 1; got -1", None),
     (PROPAGATION, "depth-a-fraction", "depth=2.5", "/depth",
      'must be an integer written in decimal digits; got "2.5"', None),
-    (PROPAGATION, "50-schemes", "schemes=" + ",".join(["kaiming_normal"] * 50),
-     "/schemes", "over the limit max_chart_schemes = 8: got 50 schemes",
+    (PROPAGATION, "9-schemes", "schemes=" + ",".join(NINE_SCHEMES),
+     "/schemes", "over the limit max_chart_schemes = 8: got 9 schemes",
      "max_chart_schemes"),
+    (PROPAGATION, "50-schemes-the-same", "schemes=" + ",".join(["kaiming_normal"] * 50),
+     "/schemes", 'names "kaiming_normal" more than once', None),
     (PROPAGATION, "schemes-only-commas", "schemes=,,,", "/schemes",
      "must be scheme names separated by commas", None),
     (PROPAGATION, "scheme-emoji", "schemes=%F0%9F%94%A5", "/schemes/0/name",
@@ -484,7 +490,7 @@ def _other_cases() -> Iterator[Case]:
         404,
         "not-found",
         "",
-        "No resource at this path",
+        'No resource at "/v1/recommendation" (did you mean /v1/recommendations?)',
         content_type=None,
     )
 

@@ -232,14 +232,43 @@ def test_json_with_a_utf8_charset_is_accepted(api: ContractClient) -> None:
     assert response.status_code == 200
 
 
+def test_a_byte_order_mark_before_the_json_is_ignored(api: ContractClient) -> None:
+    # RFC 8259 section 8.1 lets a parser ignore it; Windows editors write it.
+    body = json.dumps({"spec": MLP_SPEC}).encode()
+    plain = api.post("/v1/recommendations", data=body, content_type="application/json")
+    marked = api.post(
+        "/v1/recommendations",
+        data=b"\xef\xbb\xbf" + body,
+        content_type="application/json",
+    )
+
+    assert marked.status_code == 200, marked.get_data(as_text=True)
+    assert marked.get_json() == plain.get_json()
+
+
 # --- 404, 405 -------------------------------------------------------------------
 
 
-def test_an_unknown_path_is_a_404_problem(api: ContractClient) -> None:
+def test_an_unknown_path_is_a_404_problem_naming_the_path_most_like_it(
+    api: ContractClient,
+) -> None:
     response = api.get("/v1/recommendation", conforms=False)
 
     body = problem_of(response, 404, "not-found")
+    assert body["detail"] == (
+        'No resource at "/v1/recommendation" (did you mean /v1/recommendations?);'
+        " see /openapi.yaml for the paths served."
+    )
     assert body["errors"] == []
+
+
+def test_a_path_like_none_served_gets_no_suggestion(api: ContractClient) -> None:
+    response = api.get("/nothing/here", conforms=False)
+
+    body = problem_of(response, 404, "not-found")
+    assert body["detail"] == (
+        'No resource at "/nothing/here"; see /openapi.yaml for the paths served.'
+    )
 
 
 def test_a_wrong_method_is_a_405_problem_with_allow(api: ContractClient) -> None:
@@ -247,7 +276,9 @@ def test_a_wrong_method_is_a_405_problem_with_allow(api: ContractClient) -> None
 
     body = problem_of(response, 405, "method-not-allowed")
     assert response.headers["Allow"] == "OPTIONS, POST"
-    assert "POST" in body["detail"]
+    assert body["detail"] == (
+        'GET is not accepted at "/v1/recommendations"; use one of OPTIONS, POST.'
+    )
 
 
 def test_posting_to_a_catalogue_is_a_405(api: ContractClient) -> None:

@@ -324,8 +324,22 @@ def _render_http_exception(error: HTTPException) -> Response:
         error,
         max_body_bytes=current_app.config.get("MAX_CONTENT_LENGTH"),
         content_length=request.content_length,
+        method=request.method,
+        path=request.path,
+        paths=_served_paths(),
     )
     return problem_response(problem)
+
+
+def _served_paths() -> list[str]:
+    """The paths the service answers, but the page's assets."""
+    return sorted(
+        {
+            rule.rule
+            for rule in current_app.url_map.iter_rules()
+            if not rule.arguments and rule.endpoint != "static"
+        }
+    )
 
 
 def _render_unexpected(error: Exception) -> Response:

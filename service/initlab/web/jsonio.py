@@ -97,14 +97,17 @@ def request_body(request: Request) -> bytes:
 def read_json_object(request: Request, max_depth: int) -> dict[str, Any]:
     """The request body as a JSON object, or a :class:`Problem` saying why not.
 
-    415 unless the body is sent as ``application/json`` (UTF-8); 400 when it is
-    empty, not strict JSON, nests deeper than ``max_depth`` or is not an
-    object. A body over the size limit, chunked or not, raises Werkzeug's 413.
+    415 unless the body is sent as ``application/json`` (UTF-8, a leading byte
+    order mark ignored); 400 when it is empty, not strict JSON, nests deeper
+    than ``max_depth`` or is not an object. A body over the size limit,
+    chunked or not, raises Werkzeug's 413.
     """
     _check_media_type(request)
     data = request_body(request)
     _refuse_cut_stream(request, data)
-    text = _decode(data)
+    # RFC 8259 section 8.1 lets a parser ignore a byte order mark; editors on
+    # Windows write one at the start of a UTF-8 file.
+    text = _decode(data).removeprefix("\ufeff")
     if not text.strip():
         raise _malformed("the body is empty; send a JSON object such as {...}")
     document = parse_strict(text)

@@ -29,6 +29,7 @@ from initlab.core.errors import (
     InvalidInput,
     LimitExceeded,
     Path,
+    closest,
     json_value,
 )
 
@@ -312,11 +313,16 @@ def from_http_exception(
     *,
     max_body_bytes: int | None = None,
     content_length: int | None = None,
+    method: str | None = None,
+    path: str | None = None,
+    paths: Iterable[str] = (),
 ) -> Problem:
     """A Werkzeug HTTP error (404, 405, 413, ...) as a problem.
 
     For a 413, ``max_body_bytes`` is the configured limit and
-    ``content_length`` the size the client announced, when it did.
+    ``content_length`` the size the client announced, when it did. A 404 and
+    a 405 name the ``method`` and ``path`` asked for; a 404 suggests the one
+    of the service's ``paths`` most like it.
     """
     status = error.code or 500
     kind = _KIND_BY_STATUS.get(status, OTHER_HTTP_ERROR)
@@ -324,14 +330,18 @@ def from_http_exception(
     errors: list[FieldError] = []
     detail = error.description or kind.title
 
+    where = "this path" if path is None else json_value(path)
     if status == 404:
-        detail = "No resource at this path; see /openapi.yaml for the paths served."
+        like = closest(path, paths)
+        hint = "" if like is None else f" (did you mean {like}?)"
+        detail = (
+            f"No resource at {where}{hint}; see /openapi.yaml for the paths served."
+        )
     elif status == 405:
         allowed = sorted(getattr(error, "valid_methods", None) or [])
         headers["Allow"] = ", ".join(allowed)
-        detail = (
-            f"This path does not accept this method; use one of {', '.join(allowed)}."
-        )
+        asked = "This method" if method is None else method
+        detail = f"{asked} is not accepted at {where}; use one of {', '.join(allowed)}."
     elif status == 413:
         limit = "its limit"
         if max_body_bytes is not None:
