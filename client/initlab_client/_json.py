@@ -10,6 +10,8 @@ form, so that the caller can say which field to fix.
 
 from __future__ import annotations
 
+import datetime
+import json
 import math
 import numbers
 import operator
@@ -65,6 +67,14 @@ def _ready(
                 " give a finite number",
             )
         return number
+    if isinstance(value, (datetime.date, datetime.time)):
+        # YAML reads an unquoted 2024-01-01 as a date.
+        text = value.isoformat()
+        raise NotJSON(
+            pointer,
+            f"the {type(value).__name__} {text} has no JSON form; give a number,"
+            f" or the string {json.dumps(text)} (in YAML, write it in quotes)",
+        )
     if not isinstance(value, (Mapping, list, tuple)):
         raise NotJSON(
             pointer,

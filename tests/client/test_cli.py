@@ -877,7 +877,7 @@ def test_a_hostile_or_too_deep_spec_file_exits_2_naming_it(
         (
             ["recommend", "-"],
             "layers:\n- kind: linear\n  in: 2024-01-01\n  out: 4\n",
-            "/layers/0/in: datetime.date(2024, 1, 1)",
+            "/layers/0/in: the date 2024-01-01 has no JSON form",
         ),
         (["recommend", "-"], '{"layers":' + "[" * 3000 + "]" * 3000 + "}", "deeply"),
         (

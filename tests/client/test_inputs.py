@@ -43,7 +43,12 @@ LINEAR = {"kind": "linear", "name": "fc", "in": 3, "out": 4}
         (float("nan"), "nan is not a JSON number"),
         (float("inf"), "inf is not a JSON number"),
         (np.float64("-inf"), "is not a JSON number"),
-        (datetime.date(2024, 1, 1), "datetime.date(2024, 1, 1) (date) has no JSON"),
+        (
+            datetime.date(2024, 1, 1),
+            "the date 2024-01-01 has no JSON form; give a number, or the string"
+            ' "2024-01-01" (in YAML, write it in quotes)',
+        ),
+        (datetime.datetime(2024, 1, 1, 8, 30), "the datetime 2024-01-01T08:30:00 has"),
         ({1, 2}, "(set) has no JSON form"),
         (b"768", "(bytes) has no JSON form"),
     ],
@@ -180,7 +185,7 @@ def test_unicode_is_sent_as_utf8() -> None:
         ),
         ("blank.json", " \n\t\n", "is empty"),
         ("list.json", "[1, 2]", "must be an object with 'dims' and 'layers'"),
-        ("date.yaml", "layers:\n- in: 2024-01-01\n", "/layers/0/in: datetime.date"),
+        ("date.yaml", "layers:\n- in: 2024-01-01\n", "/layers/0/in: the date 2024"),
         ("nan.yaml", "layers:\n- in: .nan\n", "/layers/0/in: nan is not a JSON"),
         ("twice.yaml", "dims: {}\nlayers: []\ndims: {}\n", "'dims' appears twice"),
         ("broken.yaml", "layers: [\n", "not valid YAML"),
