@@ -1145,6 +1145,33 @@ def test_an_answer_that_is_not_json_exits_3(canned: CannedService) -> None:
     assert f"the answer from {canned.url} cannot be read" in result.stderr
 
 
+def test_a_4xx_that_is_no_problem_asks_whether_the_url_is_an_initlab_service(
+    canned: CannedService,
+) -> None:
+    # Another web server at --url: its 404 page is not a problem document.
+    canned.status = 404
+    canned.content_type = "text/html"
+    canned.body = b"<html>File not found</html>"
+
+    result = run("--url", canned.url, "health")
+
+    assert result.exit_code == 2
+    assert result.stderr.splitlines()[-1] == (
+        "The answer is not an initlab problem (text/html): is"
+        f" {canned.url} the address of an initlab service? Give its URL with"
+        " --url or INITLAB_URL."
+    )
+
+
+def test_a_problem_of_the_service_gets_no_such_question(canned: CannedService) -> None:
+    canned.problem(404, "Not found", "req-404")
+
+    result = run("--url", canned.url, "health")
+
+    assert result.exit_code == 2
+    assert "initlab problem" not in result.stderr
+
+
 def test_the_api_key_is_sent_and_a_401_says_how_to_give_one(
     canned: CannedService,
 ) -> None:

@@ -93,7 +93,7 @@ def failure(error: Exception, base_url: str | None) -> Failure:
             "Try again later, or with more --retries.",
         )
     if isinstance(error, APIError):
-        return _problem(error)
+        return _problem(error, where)
     if isinstance(error, InvalidResponse):
         return Failure(
             EXIT_SERVER_ERROR,
@@ -174,8 +174,12 @@ def _asked_wait(seconds: float | None) -> str:
     )
 
 
-def _problem(error: APIError) -> Failure:
-    """The problem details of an error answer: title, detail, fields, request id."""
+def _problem(error: APIError, where: str) -> Failure:
+    """The problem details of an error answer: title, detail, fields, request id.
+
+    Every answer of the service is a problem with a type; an error without
+    one came from something else at ``where`` (a proxy, another server).
+    """
     lines = [f"initlab: {error.status} {error.title}"]
     fields = [f"{field.pointer or '/'}: {field.message}" for field in error.errors]
     # The service's detail restates a lone field error; print it once.
@@ -188,6 +192,17 @@ def _problem(error: APIError) -> Failure:
         lines.append(f"  give the service's API key with --api-key or {API_KEY_ENV}")
     if error.request_id:
         lines.append(f"  request id: {error.request_id}")
+    if error.type is None and error.status < 500:
+        content_type = (
+            ""
+            if error.response is None
+            else error.response.headers.get("Content-Type", "")
+        )
+        lines.append(
+            f"The answer is not an initlab problem"
+            f" ({content_type or 'no Content-Type'}): is {where} the address of an"
+            f" initlab service? Give its URL with --url or {BASE_URL_ENV}."
+        )
     if error.status >= 500:
         lines.append(
             "The service failed on a request it accepted; quote the request id"
