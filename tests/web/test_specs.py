@@ -196,6 +196,49 @@ def test_statistics_of_an_import_beyond_one_stack_say_why(
     )
 
 
+@pytest.mark.parametrize(
+    ("path", "wrap", "pointer"),
+    [
+        ("/v1/specs/import", lambda source: source, "/config/n_layer"),
+        (
+            "/v1/recommendations",
+            lambda source: {"spec": {"import": source}},
+            "/spec/import/config/n_layer",
+        ),
+    ],
+    ids=["import", "in-place-of-a-spec"],
+)
+def test_a_limit_broken_by_one_config_value_points_at_that_value(
+    api: ContractClient, path: str, wrap, pointer: str
+) -> None:
+    config = {**hf_config("gpt2-small"), "n_layer": 10**9}
+    source = {"format": "huggingface", "config": config}
+
+    response = api.post(path, json_body=wrap(source))
+
+    message = problem(response, pointer)
+    assert response.get_json()["limit"] == "max_repeat_count"
+    assert (
+        f"breaks a rule at /layers/2/count (where it holds the value of {pointer}):"
+        " over the limit max_repeat_count = 10000: got a repeat count of 1000000000"
+    ) in message
+
+
+def test_a_limit_of_the_whole_built_spec_stays_with_the_import(
+    api: ContractClient,
+) -> None:
+    # No one option is the parameter count: the problem is the import's.
+    source = {"format": "torchvision", "arch": "resnet50", "options": {"groups": 10**6}}
+
+    response = api.post("/v1/specs/import", json_body=source)
+
+    message = problem(response, "")
+    assert message.startswith(
+        "the spec that this request builds (torchvision:resnet50) breaks a rule at"
+        " /layers: over the limit max_parameters"
+    )
+
+
 def test_a_detail_naming_an_error_inside_a_built_spec_names_it_as_moved(
     app: Flask,
 ) -> None:
@@ -322,20 +365,6 @@ def test_an_imports_notes_reach_the_answer_it_stands_in_for(api: ContractClient)
         note.startswith("torchvision:resnet50 (at /spec/import): zero_init_residual")
         for note in notes
     )
-
-
-def test_a_limit_inside_an_imported_spec_points_at_the_import(api: ContractClient):
-    config = hf_config("gpt2-small") | {"n_layer": 10**9}
-
-    response = api.post(
-        "/v1/recommendations",
-        json_body={"spec": {"import": {"format": "huggingface", "config": config}}},
-    )
-
-    assert response.get_json()["type"] == PROBLEMS + "limit-exceeded"
-    message = problem(response, "/spec/import")
-    assert "at /layers/2/count" in message
-    assert "1000000000" in message
 
 
 def test_an_import_beside_a_specs_own_fields_is_refused_with_the_fix(api):

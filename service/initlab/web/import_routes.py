@@ -29,7 +29,7 @@ def post_import() -> Response:
     config = current_config()
     body = read_json_object(request, config.max_json_depth)
     imported = import_source(body, (), body)
-    remember_source((), imported)
+    remember_source((), imported, body)
 
     return current_app.json.response(_answer(imported))
 
@@ -40,7 +40,7 @@ def post_expand() -> Response:
     body = read_json_object(request, config.max_json_depth)
     params = {key: value for key, value in body.items() if key != "preset"}
     imported = preset_source(body.get("preset"), params, (), ("preset",))
-    remember_source((), imported)
+    remember_source((), imported, params)
 
     return current_app.json.response(_answer(imported))
 

@@ -47,9 +47,37 @@ def is_spec_source(value: Any) -> bool:
     return len(value) == 1 and next(iter(value)) in SOURCE_KEYS
 
 
-def remember_source(path: Path, imported: ImportedSpec) -> None:
-    """Note, for this request, that the spec at ``path`` was built by ``imported``."""
-    g.spec_source = (path, imported)
+def remember_source(
+    path: Path, imported: ImportedSpec, given: Mapping[str, Any] | None = None
+) -> None:
+    """Note, for this request, that the spec at ``path`` was built by ``imported``.
+
+    ``given`` is the import object or the preset's parameters, as sent: a
+    problem in the built spec is traced back to the value in it that caused
+    it, when exactly one value there is the one at fault.
+    """
+    g.spec_source = (path, imported, _given_values(given or {}))
+
+
+def _given_values(given: Mapping[str, Any]) -> dict[Path, Any]:
+    """The numbers of an import's ``config`` and ``options``, or a preset's
+    parameters, by their path under the import or preset."""
+    if "format" in given:
+        nested = ((key, given.get(key)) for key in ("config", "options"))
+        pairs = [
+            ((name, key), value)
+            for name, values in nested
+            if isinstance(values, Mapping)
+            for key, value in values.items()
+        ]
+    else:
+        pairs = [((key,), value) for key, value in given.items()]
+
+    return {
+        path: value
+        for path, value in pairs
+        if isinstance(value, int | float) and not isinstance(value, bool)
+    }
 
 
 def spec_source_notes() -> list[str]:
@@ -57,7 +85,7 @@ def spec_source_notes() -> list[str]:
     source = g.get("spec_source")
     if source is None:
         return []
-    path, imported = source
+    path, imported, _ = source
     where = problems.json_pointer(path)
     return [f"{imported.source} (at {where}): {note}" for note in imported.notes]
 
@@ -68,7 +96,7 @@ def spec_source() -> tuple[str, str] | None:
     source = g.get("spec_source")
     if source is None:
         return None
-    path, imported = source
+    path, imported, _ = source
 
     return problems.json_pointer(path), imported.source
 
@@ -78,13 +106,15 @@ def repoint_problem(problem: Problem) -> Problem:
 
     A user who sent ``{"import": ...}`` cannot follow ``/spec/layers/2/count``:
     such an error points at ``/spec/import`` and quotes where in the built spec
-    the rule broke (POST /v1/specs/import shows that spec). A detail that
-    named the first error is written again from the moved one.
+    the rule broke (POST /v1/specs/import shows that spec); at the number
+    given there, ``/spec/import/config/n_layer``, when the broken value is
+    that one number. A detail that named the first error is written again
+    from the moved one.
     """
     source = g.get("spec_source")
     if source is None:
         return problem
-    path, imported = source
+    path, imported, given = source
     own = problems.json_pointer(path)
     if path:
         endpoint = "/v1/specs/expand" if path[-1] == "preset" else "/v1/specs/import"
@@ -97,11 +127,17 @@ def repoint_problem(problem: Problem) -> Problem:
     for error in problem.errors:
         inside_own = bool(own) and error.pointer.startswith(own)
         if error.pointer.startswith("/spec/") and not inside_own:
+            built_at = error.pointer[len("/spec") :]
+            pointer, origin = own, ""
+            cause = _cause(imported.spec, built_at, given)
+            if cause is not None:
+                pointer = own + problems.json_pointer(cause)
+                origin = f" (where it holds the value of {pointer})"
             message = (
-                f"the spec that {builder} breaks a rule at"
-                f" {error.pointer[len('/spec') :]}: {error.message}"
+                f"the spec that {builder} breaks a rule at {built_at}{origin}:"
+                f" {error.message}"
             )
-            moved.append(FieldError(own, message, error.parameter))
+            moved.append(FieldError(pointer, message, error.parameter))
         else:
             moved.append(error)
     if problem.detail == problems.summary(problem.errors):
@@ -109,6 +145,29 @@ def repoint_problem(problem: Problem) -> Problem:
     problem.errors = moved
 
     return problem
+
+
+def _cause(
+    spec: Mapping[str, Any], built_at: str, given: Mapping[Path, Any]
+) -> Path | None:
+    """The path of the one given number that the built spec holds at ``built_at``.
+
+    A size in the built spec is a number or a dim's name (``"n_layer"``, whose
+    size is in ``dims``). ``None`` when no given number, or more than one, is
+    that size: the problem then stays with the import or preset as a whole.
+    """
+    parts = [
+        part.replace("~1", "/").replace("~0", "~") for part in built_at.split("/")[1:]
+    ]
+    value = problems.value_at(spec, parts)
+    dims = spec.get("dims")
+    if isinstance(value, str) and isinstance(dims, Mapping):
+        value = dims.get(value)
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return None
+    matches = [path for path, number in given.items() if number == value]
+
+    return matches[0] if len(matches) == 1 else None
 
 
 def build_spec_source(
@@ -121,7 +180,7 @@ def build_spec_source(
     kind, source = next(iter(value.items()))
     if kind == "import":
         imported = import_source(source, (*path, "import"), document)
-        remember_source((*path, "import"), imported)
+        remember_source((*path, "import"), imported, source)
         return imported
 
     if not isinstance(source, Mapping):
@@ -143,7 +202,7 @@ def build_spec_source(
         )
     params = {key: each for key, each in source.items() if key != "name"}
     imported = preset_source(source["name"], params, (*path, "preset"), ("name",))
-    remember_source((*path, "preset"), imported)
+    remember_source((*path, "preset"), imported, params)
     return imported
 
 
