@@ -102,5 +102,5 @@ def test_a_cors_preflight_with_a_query_still_gets_its_answer() -> None:
         },
     )
 
-    assert preflight.status_code == 200
+    assert preflight.status_code == 204
     assert preflight.headers["Access-Control-Allow-Origin"] == "https://app.example.com"

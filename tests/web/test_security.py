@@ -152,7 +152,7 @@ def test_a_preflight_needs_no_key() -> None:
         },
     )
 
-    assert response.status_code == 200
+    assert response.status_code == 204
     assert response.headers["Access-Control-Allow-Origin"] == ORIGIN
 
 
@@ -275,12 +275,21 @@ def test_a_preflight_is_answered_with_the_allowed_methods_headers_and_max_age() 
         },
     )
 
-    assert response.status_code == 200
+    assert response.status_code == 204
     assert response.headers["Access-Control-Allow-Origin"] == ORIGIN
     assert response.headers["Access-Control-Allow-Methods"] == "GET, POST"
     allowed = response.headers["Access-Control-Allow-Headers"].lower().split(", ")
     assert sorted(allowed) == ["authorization", "content-type", "x-request-id"]
     assert response.headers["Access-Control-Max-Age"] == "3600"
+
+
+def test_options_without_cors_is_answered_by_allow_alone(api) -> None:
+    response = api.client.options("/v1/recommendations")
+
+    assert response.status_code == 204
+    assert sorted(response.headers["Allow"].split(", ")) == ["OPTIONS", "POST"]
+    assert "Content-Type" not in response.headers
+    assert response.get_data() == b""
 
 
 def test_a_preflight_from_another_origin_gets_nothing() -> None:

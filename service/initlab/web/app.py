@@ -276,6 +276,16 @@ def _keep_in_cache(response: Response) -> Response:
 
 def _finish_response(response: Response) -> Response:
     response.headers[REQUEST_ID_HEADER] = request_id()
+    if (
+        request.method == "OPTIONS"
+        and response.status_code == 200
+        and response.calculate_content_length() == 0
+    ):
+        # Flask's own answer to OPTIONS (and flask-cors's preflight): the Allow
+        # or CORS headers are the answer; there is no body to label as HTML.
+        response.status_code = 204
+        del response.headers["Content-Type"]
+        del response.headers["Content-Length"]
 
     started = g.get("started")
     duration = None if started is None else time.perf_counter() - started
