@@ -218,16 +218,21 @@ def test_metrics_count_requests_by_method_route_template_and_status() -> None:
     assert latency[(("route", "/v1/recommendations"),)] == 1
 
 
-def test_paths_no_route_serves_share_one_label() -> None:
+def test_paths_no_route_serves_share_one_label_and_a_wrong_method_its_route() -> None:
     client = plain_client()
     for path in ("/v1/nothing/here", "/wp-admin/setup.php", "/v1/activations/x1"):
         assert client.get(path).status_code == 404
     client.open("/v1/activations", method="BREW")
+    client.delete("/v1/recommendations")
 
     exposition = client.get("/metrics").text
 
     assert request_count(exposition, "GET", "unmatched", 404) == 3
-    assert request_count(exposition, "other", "unmatched", 405) == 1
+    # A method a served path does not take is counted under that path's route,
+    # an unknown method under "other".
+    assert request_count(exposition, "other", "/v1/activations", 405) == 1
+    assert request_count(exposition, "DELETE", "/v1/recommendations", 405) == 1
+    assert 'unmatched",status="405' not in exposition
     assert "wp-admin" not in exposition
     assert "/v1/nothing" not in exposition
     assert "BREW" not in exposition

@@ -15,6 +15,7 @@ the cache when it may be, and is stamped, logged and counted.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import logging
@@ -25,7 +26,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from flask import Flask, Response, current_app, g, request
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from initlab.web import problems
 from initlab.web.admission import BUSY, GATE_EXTENSION, ComputeGate
@@ -196,8 +197,17 @@ def _timed(view: Callable[..., Response]) -> Callable[..., Response]:
 
 
 def _route() -> str:
-    """The template of the rule serving the request: a bounded metrics label."""
+    """The template of the rule serving the request: a bounded metrics label.
+
+    A method the path does not take (405) is counted under the path's rule;
+    a path the service does not serve under :data:`UNMATCHED_ROUTE`.
+    """
     rule = request.url_rule
+    if rule is None and isinstance(request.routing_exception, MethodNotAllowed):
+        allowed = request.routing_exception.valid_methods or []
+        adapter = current_app.url_map.bind_to_environ(request.environ)
+        with contextlib.suppress(HTTPException):
+            rule, _ = adapter.match(method=next(iter(allowed), None), return_rule=True)
     return UNMATCHED_ROUTE if rule is None else rule.rule
 
 
