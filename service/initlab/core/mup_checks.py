@@ -986,11 +986,9 @@ def _check_budget(
         )
     raise LimitExceeded(
         [
-            FieldProblem(
-                path,
-                "; ".join([*stated, advice]),
-                value=cost.work if over_compute else cost.peak_bytes,
-            )
+            # No value: the answer quotes what was sent at ``path``; the
+            # estimates are in the message.
+            FieldProblem(path, "; ".join([*stated, advice]))
         ],
         limit="compute_budget" if over_compute else "memory_budget",
         limit_value=budget if over_compute else memory_budget,
