@@ -14,10 +14,11 @@ threads beyond ``running + queued`` stay free for everything else.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 
-from flask import current_app
+from flask import current_app, g
 
 from initlab.web.problems import Problem, ProblemKind
 
@@ -106,14 +107,35 @@ class ComputeGate:
             )
 
 
-def compute_turn() -> AbstractContextManager[None]:
+@contextmanager
+def compute_turn() -> Iterator[None]:
     """A turn of the current app's gate: hold it while computing.
 
     Routes pass it to the core as ``work_slot``, which takes it once every
     check of the request has passed, so that a request that breaks a rule is
-    refused at once, never told the service is busy.
+    refused at once, never told the service is busy. The seconds spent
+    waiting for the turn, given or refused, add up in
+    :func:`waited_seconds`.
     """
-    return current_app.extensions[GATE_EXTENSION].slot()
+    asked = time.perf_counter()
+    waited = False
+    try:
+        with current_app.extensions[GATE_EXTENSION].slot():
+            _count_wait(asked)
+            waited = True
+            yield
+    finally:
+        if not waited:
+            _count_wait(asked)
+
+
+def waited_seconds() -> float | None:
+    """Seconds this request waited for turns; ``None`` if it asked for none."""
+    return g.get("turn_wait_seconds")
+
+
+def _count_wait(asked: float) -> None:
+    g.turn_wait_seconds = (waited_seconds() or 0.0) + time.perf_counter() - asked
 
 
 def turn_for_rows(rows: int) -> AbstractContextManager[None]:

@@ -29,7 +29,7 @@ from flask import Flask, Response, current_app, g, request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from initlab.web import problems
-from initlab.web.admission import BUSY, GATE_EXTENSION, ComputeGate
+from initlab.web.admission import BUSY, GATE_EXTENSION, ComputeGate, waited_seconds
 from initlab.web.cache import CACHE_HEADER, ResponseCache, cached_response
 from initlab.web.checks_routes import blueprint as checks_blueprint
 from initlab.web.config import APP_EXTENSION, Config, settings
@@ -183,7 +183,8 @@ def _limit_names() -> list[str]:
 
 
 def _timed(view: Callable[..., Response]) -> Callable[..., Response]:
-    """``view``, recording the seconds it takes as the request's compute time."""
+    """``view``, recording the seconds it takes, but for any wait for a turn of
+    the compute gate, as the request's compute time."""
 
     @functools.wraps(view)
     def timed(**arguments: object) -> Response:
@@ -191,7 +192,8 @@ def _timed(view: Callable[..., Response]) -> Callable[..., Response]:
         try:
             return view(**arguments)
         finally:
-            g.compute_seconds = time.perf_counter() - started
+            elapsed = time.perf_counter() - started
+            g.compute_seconds = elapsed - (waited_seconds() or 0.0)
 
     return timed
 
@@ -325,6 +327,9 @@ def _count(response: Response, duration: float | None) -> None:
     compute_seconds = g.get("compute_seconds")
     if compute_seconds is not None:
         metrics.observe_compute(route, compute_seconds)
+    waited = waited_seconds()
+    if waited is not None:
+        metrics.observe_wait(route, waited)
 
 
 def _render_problem(problem: Problem) -> Response:

@@ -98,9 +98,17 @@ class Metrics:
         )
         self.compute = Histogram(
             "initlab_compute_seconds",
-            "Time spent in the route's handler (parsing, waiting for a turn to"
-            " compute, computing, writing the answer); answers from the response"
-            " cache spend none.",
+            "Time spent in the route's handler (parsing, computing, writing the"
+            " answer), without any wait for a turn of the compute gate; answers"
+            " from the response cache spend none.",
+            ["route"],
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.turn_wait = Histogram(
+            "initlab_computation_wait_seconds",
+            "Time a computation waited for a turn of the compute gate, by route;"
+            " a wait that ended in 503 busy included.",
             ["route"],
             buckets=LATENCY_BUCKETS,
             registry=registry,
@@ -152,6 +160,10 @@ class Metrics:
     def observe_compute(self, route: str, seconds: float) -> None:
         with self._recording():
             self.compute.labels(route).observe(seconds)
+
+    def observe_wait(self, route: str, seconds: float) -> None:
+        with self._recording():
+            self.turn_wait.labels(route).observe(seconds)
 
     def observe_cache_lookup(self, hit: bool) -> None:
         with self._recording():
