@@ -21,7 +21,7 @@ import pytest
 import requests
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Page
+    from playwright.sync_api import BrowserContext, Page
 
     from .conftest import PageSession
 
@@ -444,3 +444,35 @@ def test_the_page_asks_only_its_own_service(page_session: PageSession) -> None:
     assets = {path for path in paths if path.startswith("/page/")}
     assert {"/page/main.js", "/page/page.css"} <= assets
     assert_same_origin(page_session)
+
+
+# A phone held upright (an iPhone 12 to 15 is 390 CSS pixels wide).
+PHONE = {"width": 390, "height": 844}
+
+
+def page_width_overflow(page: Page) -> int:
+    """CSS pixels the page is wider than its viewport (0: no sideways scroll)."""
+    return page.evaluate(
+        "document.documentElement.scrollWidth - document.documentElement.clientWidth"
+    )
+
+
+def test_a_phone_wide_screen_never_scrolls_sideways(
+    browser_context: BrowserContext, page_url: str, artifacts: list[Path]
+) -> None:
+    # Charts shrink to the screen, verdicts wrap, and a table wider than the
+    # screen scrolls inside its own box.
+    page = browser_context.new_page()
+    try:
+        page.set_viewport_size(PHONE)
+        page.goto(f"{page_url.rstrip('/')}/")
+        page.wait_for_selector('#view-propagation[data-state="ready"]')
+        assert page_width_overflow(page) == 0
+
+        page.click("#tab-mup")
+        page.wait_for_selector('#view-mup[data-state="ready"]')
+        assert page.locator("#mup-panels figure.panel").count() == 2 * 4
+        assert page_width_overflow(page) == 0
+        save_screenshot(page, "page-phone-mup.png", artifacts)
+    finally:
+        page.close()
