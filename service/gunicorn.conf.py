@@ -27,8 +27,9 @@ behind multi-second computations, however many arrive. Measured with
 ``benchmarks/load_run.py --flood --compare`` (16 clients all asking for
 multi-second statistics and µP checks), 4 sync workers kept ``/healthz``
 waiting up to 25 s and threads without the gate up to 18 s, where the
-configured service answered it within 0.06 s. Worker recycling (``max_requests``) is off by default: a recycling worker stops
-accepting until its long requests end, which stalled health checks for
+configured service answered it within 0.06 s. Worker recycling
+(``max_requests``) is off by default: a recycling worker stops accepting
+until its long requests end, which stalled health checks for
 seconds, and 10,000 requests grew the workers by nothing but the response
 cache, which is bounded (``benchmarks/memory_growth.py``). Set
 ``GUNICORN_MAX_REQUESTS`` to recycle anyway (with 10 % jitter). Every request
