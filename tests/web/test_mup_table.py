@@ -290,6 +290,47 @@ def test_a_bad_base_dim_is_pointed_at_by_its_name(api: ContractClient) -> None:
     assert "identifier" in message_at(body, "/base_dims/e-f")
 
 
+def test_a_limit_the_spec_breaks_by_itself_is_the_specs_not_the_base_dims(
+    make_api: Callable[..., ContractClient],
+) -> None:
+    # No base_dims and an empty target: the spec's own sizes break the limit,
+    # so the problem is the spec's, as on every other endpoint.
+    api = make_api(Config())
+    wide = {**MLP, "dims": {**MLP["dims"], "n_out": 2**40}}
+
+    body = problem_of(
+        post(api, spec=wide, targets=[{}], conforms=None), "limit-exceeded"
+    )
+
+    assert pointers(body) == ["/spec/dims/n_out"]
+
+
+def test_a_limit_a_target_breaks_with_a_size_it_gives_is_the_targets(
+    make_api: Callable[..., ContractClient],
+) -> None:
+    api = make_api(Config())
+
+    body = problem_of(
+        post(api, targets=[{"w": 2**40}], conforms=None), "limit-exceeded"
+    )
+
+    assert pointers(body) == ["/targets/0/w"]
+
+
+def test_a_limit_broken_inside_an_import_points_at_its_config(
+    make_api: Callable[..., ContractClient],
+) -> None:
+    api = make_api(Config())
+    config = {**load_example("hf/gpt2-small.json"), "n_layer": 20_000}
+    spec = {"import": {"format": "huggingface", "config": config}}
+
+    body = problem_of(
+        post(api, spec=spec, targets=[{}], conforms=None), "limit-exceeded"
+    )
+
+    assert pointers(body) == ["/spec/import/config/n_layer"]
+
+
 def test_an_unknown_target_dim_is_pointed_at_with_the_spec_dims(
     api: ContractClient,
 ) -> None:

@@ -744,6 +744,15 @@ class _TableBuilder:
             self.spec_problems(error, path)
             return None  # type: ignore[return-value]
 
+    def overrides_at(self, path: Path) -> Mapping[str, int] | None:
+        """The dims given at ``path`` (the base's or a target's); ``None`` for the
+        width dims doubled, which no request gives."""
+        if path == ("base_dims",):
+            return self.base_overrides
+        if path[0] == "targets":
+            return self.target_overrides[path[1]]
+        return None
+
     def spec_problems(
         self, error: InvalidInput, path: Path, keep: bool = False
     ) -> list[FieldProblem]:
@@ -759,13 +768,25 @@ class _TableBuilder:
             )
         else:
             where = f"the dims of target {path[1]}"
+        overrides = self.overrides_at(path)
         found = []
         for problem in error.problems:
-            if (
-                len(problem.path) == 2
-                and problem.path[0] == "dims"
-                and (path != ("width_dims",))
+            is_dim = len(problem.path) == 2 and problem.path[0] == "dims"
+            if overrides is not None and (
+                not overrides or (is_dim and problem.path[1] not in overrides)
             ):
+                # The spec's own dims break the rule (nothing given here
+                # changed them): the problem is the spec's, where it lies.
+                found.append(
+                    FieldProblem(
+                        ("spec", *problem.path),
+                        problem.message,
+                        problem.value,
+                        problem.allowed,
+                    )
+                )
+                continue
+            if is_dim and path != ("width_dims",):
                 found.append(
                     FieldProblem(
                         (*path, problem.path[1]),
