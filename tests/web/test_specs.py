@@ -13,9 +13,8 @@ from pathlib import Path
 import pytest
 from flask import Flask
 
-from initlab.core.importers import import_model
 from initlab.web.problems import FieldError, validation_problem
-from initlab.web.spec_sources import remember_source, repoint_problem
+from initlab.web.spec_sources import import_source, repoint_problem
 
 from .conftest import ContractClient
 
@@ -219,9 +218,43 @@ def test_a_limit_broken_by_one_config_value_points_at_that_value(
     message = problem(response, pointer)
     assert response.get_json()["limit"] == "max_repeat_count"
     assert (
-        f"breaks a rule at /layers/2/count (where it holds the value of {pointer}):"
+        f"breaks a rule at /layers/2/count (a size that {pointer} decides):"
         " over the limit max_repeat_count = 10000: got a repeat count of 1000000000"
     ) in message
+
+
+def test_a_number_that_only_equals_the_broken_size_is_not_blamed(
+    api: ContractClient,
+) -> None:
+    # d_ff is 4 × n_embd: n_embd is the cause, though bos_token_id holds the
+    # very value d_ff breaks the limit with.
+    config = {
+        **hf_config("gpt2-small"),
+        "n_embd": 600_000_000,
+        "n_head": 1,
+        "bos_token_id": 2_400_000_000,
+    }
+
+    response = api.post(
+        "/v1/specs/import", json_body={"format": "huggingface", "config": config}
+    )
+
+    message = problem(response, "/config/n_embd")
+    assert "breaks a rule at /dims/d_ff (a size that /config/n_embd decides)" in message
+    assert "bos_token_id" not in message
+
+
+def test_a_size_given_outright_is_blamed_on_the_number_that_gives_it(
+    api: ContractClient,
+) -> None:
+    # n_inner, when given, is d_ff: n_embd no longer decides it.
+    config = {**hf_config("gpt2-small"), "n_inner": 3_000_000_000}
+
+    response = api.post(
+        "/v1/specs/import", json_body={"format": "huggingface", "config": config}
+    )
+
+    problem(response, "/config/n_inner")
 
 
 def test_a_limit_of_the_whole_built_spec_stays_with_the_import(
@@ -245,16 +278,15 @@ def test_a_detail_naming_an_error_inside_a_built_spec_names_it_as_moved(
     # The detail of a refusal restates its first error: once that error is
     # moved to the import that built the spec, the detail follows it.
     source = {"format": "huggingface", "config": hf_config("gpt2-small")}
-    imported = import_model(source)
-    errors = [FieldError("/spec/layers/2/count", "must be positive; got 0")]
+    errors = [FieldError("/spec/layers/2", "a repeat group needs a name")]
     with app.test_request_context():
-        remember_source(("spec", "import"), imported)
+        import_source(source, ("spec", "import"), {"spec": {"import": source}})
         problem = repoint_problem(validation_problem(errors))
 
     assert problem.detail == (
         "/spec/import: the spec that /spec/import builds (huggingface:gpt2;"
-        " /v1/specs/import shows it) breaks a rule at /layers/2/count: must be"
-        " positive; got 0."
+        " /v1/specs/import shows it) breaks a rule at /layers/2: a repeat group"
+        " needs a name."
     )
     assert [error.pointer for error in problem.errors] == ["/spec/import"]
 

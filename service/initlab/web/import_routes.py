@@ -19,7 +19,7 @@ from initlab.web import problems
 from initlab.web.config import current_config
 from initlab.web.jsonio import read_json_object
 from initlab.web.schemas.spec import load_spec
-from initlab.web.spec_sources import import_source, preset_source, remember_source
+from initlab.web.spec_sources import import_source, preset_source
 
 blueprint = Blueprint("imports", __name__)
 
@@ -29,7 +29,6 @@ def post_import() -> Response:
     config = current_config()
     body = read_json_object(request, config.max_json_depth)
     imported = import_source(body, (), body)
-    remember_source((), imported, body)
 
     return current_app.json.response(_answer(imported))
 
@@ -40,7 +39,6 @@ def post_expand() -> Response:
     body = read_json_object(request, config.max_json_depth)
     params = {key: value for key, value in body.items() if key != "preset"}
     imported = preset_source(body.get("preset"), params, (), ("preset",))
-    remember_source((), imported, params)
 
     return current_app.json.response(_answer(imported))
 

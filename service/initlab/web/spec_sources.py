@@ -9,7 +9,8 @@ spec-language data, with problems pointing into the request
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from flask import g
@@ -47,32 +48,33 @@ def is_spec_source(value: Any) -> bool:
     return len(value) == 1 and next(iter(value)) in SOURCE_KEYS
 
 
-def remember_source(
-    path: Path, imported: ImportedSpec, given: Mapping[str, Any] | None = None
-) -> None:
-    """Note, for this request, that the spec at ``path`` was built by ``imported``.
+@dataclass(frozen=True)
+class _Built:
+    """The spec of this request built by an import or a preset, and how.
 
-    ``given`` is the import object or the preset's parameters, as sent: a
-    problem in the built spec is traced back to the value in it that caused
-    it, when exactly one value there is the one at fault.
+    ``numbers`` are the numbers given (an import's ``config`` and ``options``,
+    a preset's parameters) by their path under ``path``; ``rebuild`` builds
+    the spec again with one of them changed, which is how a problem in the
+    built spec is traced back to the number that caused it.
     """
-    g.spec_source = (path, imported, _given_values(given or {}))
+
+    path: Path
+    imported: ImportedSpec
+    numbers: Mapping[Path, int | float]
+    rebuild: Callable[[Path, int | float], Mapping[str, Any]]
 
 
-def _given_values(given: Mapping[str, Any]) -> dict[Path, Any]:
-    """The numbers of an import's ``config`` and ``options``, or a preset's
-    parameters, by their path under the import or preset."""
-    if "format" in given:
-        nested = ((key, given.get(key)) for key in ("config", "options"))
-        pairs = [
-            ((name, key), value)
-            for name, values in nested
-            if isinstance(values, Mapping)
-            for key, value in values.items()
-        ]
-    else:
-        pairs = [((key,), value) for key, value in given.items()]
+def remember_source(
+    path: Path,
+    imported: ImportedSpec,
+    numbers: Mapping[Path, int | float],
+    rebuild: Callable[[Path, int | float], Mapping[str, Any]],
+) -> None:
+    """Note, for this request, that the spec at ``path`` was built by ``imported``."""
+    g.spec_source = _Built(path, imported, numbers, rebuild)
 
+
+def _numbers(pairs: Iterable[tuple[Path, Any]]) -> dict[Path, int | float]:
     return {
         path: value
         for path, value in pairs
@@ -82,23 +84,23 @@ def _given_values(given: Mapping[str, Any]) -> dict[Path, Any]:
 
 def spec_source_notes() -> list[str]:
     """The notes of the import or preset that built this request's spec, if any."""
-    source = g.get("spec_source")
-    if source is None:
+    built: _Built | None = g.get("spec_source")
+    if built is None:
         return []
-    path, imported, _ = source
-    where = problems.json_pointer(path)
-    return [f"{imported.source} (at {where}): {note}" for note in imported.notes]
+    where = problems.json_pointer(built.path)
+    return [
+        f"{built.imported.source} (at {where}): {note}" for note in built.imported.notes
+    ]
 
 
 def spec_source() -> tuple[str, str] | None:
     """Where this request's spec was built, and by what: ``("/spec/import",
     "huggingface:t5")``; ``None`` for a spec written out."""
-    source = g.get("spec_source")
-    if source is None:
+    built: _Built | None = g.get("spec_source")
+    if built is None:
         return None
-    path, imported, _ = source
 
-    return problems.json_pointer(path), imported.source
+    return problems.json_pointer(built.path), built.imported.source
 
 
 def repoint_problem(problem: Problem) -> Problem:
@@ -111,10 +113,10 @@ def repoint_problem(problem: Problem) -> Problem:
     that one number. A detail that named the first error is written again
     from the moved one.
     """
-    source = g.get("spec_source")
-    if source is None:
+    built: _Built | None = g.get("spec_source")
+    if built is None:
         return problem
-    path, imported, given = source
+    path, imported = built.path, built.imported
     own = problems.json_pointer(path)
     if path:
         endpoint = "/v1/specs/expand" if path[-1] == "preset" else "/v1/specs/import"
@@ -129,10 +131,10 @@ def repoint_problem(problem: Problem) -> Problem:
         if error.pointer.startswith("/spec/") and not inside_own:
             built_at = error.pointer[len("/spec") :]
             pointer, origin = own, ""
-            cause = _cause(imported.spec, built_at, given)
+            cause = _cause(built, built_at)
             if cause is not None:
                 pointer = own + problems.json_pointer(cause)
-                origin = f" (where it holds the value of {pointer})"
+                origin = f" (a size that {pointer} decides)"
             message = (
                 f"the spec that {builder} breaks a rule at {built_at}{origin}:"
                 f" {error.message}"
@@ -147,17 +149,34 @@ def repoint_problem(problem: Problem) -> Problem:
     return problem
 
 
-def _cause(
-    spec: Mapping[str, Any], built_at: str, given: Mapping[Path, Any]
-) -> Path | None:
-    """The path of the one given number that the built spec holds at ``built_at``.
+def _cause(built: _Built, built_at: str) -> Path | None:
+    """The path of the one given number that decides the size at ``built_at``.
 
-    A size in the built spec is a number or a dim's name (``"n_layer"``, whose
-    size is in ``dims``). ``None`` when no given number, or more than one, is
-    that size: the problem then stays with the import or preset as a whole.
+    Each given number in turn is changed and the spec built again: a number is
+    a cause when the size there changes with it (or when the build fails, so
+    that it cannot be told). ``None`` unless exactly one number is a cause:
+    the problem then stays with the import or preset as a whole.
     """
+    size = _size_at(built.imported.spec, built_at)
+    if size is None:
+        return None
+    causes = []
+    for where, number in built.numbers.items():
+        try:
+            other = built.rebuild(where, 2 * number if number else 1)
+        except Exception:  # Any failure: whether it is a cause cannot be told.
+            causes.append(where)
+            continue
+        if _size_at(other, built_at) != size:
+            causes.append(where)
+
+    return causes[0] if len(causes) == 1 else None
+
+
+def _size_at(spec: Mapping[str, Any], pointer: str) -> int | float | None:
+    """The number at ``pointer`` in a spec, a dim's name read from ``dims``."""
     parts = [
-        part.replace("~1", "/").replace("~0", "~") for part in built_at.split("/")[1:]
+        part.replace("~1", "/").replace("~0", "~") for part in pointer.split("/")[1:]
     ]
     value = problems.value_at(spec, parts)
     dims = spec.get("dims")
@@ -165,9 +184,8 @@ def _cause(
         value = dims.get(value)
     if not isinstance(value, int | float) or isinstance(value, bool):
         return None
-    matches = [path for path, number in given.items() if number == value]
 
-    return matches[0] if len(matches) == 1 else None
+    return value
 
 
 def build_spec_source(
@@ -179,9 +197,7 @@ def build_spec_source(
     """
     kind, source = next(iter(value.items()))
     if kind == "import":
-        imported = import_source(source, (*path, "import"), document)
-        remember_source((*path, "import"), imported, source)
-        return imported
+        return import_source(source, (*path, "import"), document)
 
     if not isinstance(source, Mapping):
         raise problems.invalid_input_problem(
@@ -201,13 +217,14 @@ def build_spec_source(
             )
         )
     params = {key: each for key, each in source.items() if key != "name"}
-    imported = preset_source(source["name"], params, (*path, "preset"), ("name",))
-    remember_source((*path, "preset"), imported, params)
-    return imported
+    return preset_source(source["name"], params, (*path, "preset"), ("name",))
 
 
 def import_source(source: Any, path: Path, document: Any) -> ImportedSpec:
-    """Check an import object's shape, then import it; problems under ``path``."""
+    """Check an import object's shape, then import it; problems under ``path``.
+
+    Remembers, for this request, that the spec at ``path`` is the import's.
+    """
     if not isinstance(source, Mapping):
         raise problems.invalid_input_problem(
             InvalidInput.at(
@@ -224,16 +241,35 @@ def import_source(source: Any, path: Path, document: Any) -> ImportedSpec:
             problems.errors_from_validation_error(error, path, document)
         ) from None
     try:
-        return import_model(checked)
+        imported = import_model(checked)
     except InvalidInput as error:
         raise problems.invalid_input_problem(error.prefixed(*path)) from None
+
+    sections = [
+        key for key in ("config", "options") if isinstance(checked.get(key), Mapping)
+    ]
+
+    def rebuild(where: Path, number: int | float) -> Mapping[str, Any]:
+        section, key = where
+        return import_model(
+            {**checked, section: {**checked[section], key: number}}
+        ).spec
+
+    numbers = _numbers(
+        ((section, key), value)
+        for section in sections
+        for key, value in checked[section].items()
+    )
+    remember_source(path, imported, numbers, rebuild)
+    return imported
 
 
 def preset_source(
     name: Any, params: Mapping[str, Any], path: Path, name_path: Path
 ) -> ImportedSpec:
     """Build a preset; problems under ``path`` (the name at ``path + name_path``,
-    a parameter at ``path + (parameter,)``)."""
+    a parameter at ``path + (parameter,)``). Remembers, for this request, that
+    the spec at ``path`` is the preset's."""
     from initlab.core.importers.presets import PRESETS
 
     if not isinstance(name, str) or name not in PRESETS:
@@ -254,9 +290,16 @@ def preset_source(
             )
         )
     try:
-        return preset_spec(name, params)
+        imported = preset_spec(name, params)
     except InvalidInput as error:
         raise problems.invalid_input_problem(_params_at(error, path)) from None
+
+    def rebuild(where: Path, number: int | float) -> Mapping[str, Any]:
+        return preset_spec(name, {**params, where[0]: number}).spec
+
+    numbers = _numbers(((key,), value) for key, value in params.items())
+    remember_source(path, imported, numbers, rebuild)
+    return imported
 
 
 def _params_at(error: InvalidInput, path: Path) -> InvalidInput:
