@@ -262,6 +262,23 @@ def test_an_unknown_path_is_a_404_problem_naming_the_path_most_like_it(
     assert body["errors"] == []
 
 
+@pytest.mark.parametrize("method", ["GET", "POST", "OPTIONS"])
+def test_a_doubled_slash_is_a_404_problem_not_a_redirect(
+    api: ContractClient, method: str
+) -> None:
+    # Werkzeug would answer 308 with an HTML body and a Location built from
+    # the client's Host header.
+    response = api.client.open(
+        "/v1//recommendations", method=method, headers={"Host": "elsewhere.example"}
+    )
+
+    body = problem_of(response, 404, "not-found")
+    assert "Location" not in response.headers
+    assert body["detail"].startswith(
+        'No resource at "/v1//recommendations" (did you mean /v1/recommendations?)'
+    )
+
+
 def test_a_path_like_none_served_gets_no_suggestion(api: ContractClient) -> None:
     response = api.get("/nothing/here", conforms=False)
 

@@ -81,6 +81,9 @@ def create_app(config: Config | None = None) -> Flask:
         config = Config.from_environ()
 
     app = Flask("initlab")
+    # A path with "//" is a path the service does not serve (a 404 problem),
+    # not a redirect with an HTML body to a Location built from the Host header.
+    app.url_map.merge_slashes = False
     app.json = StrictJSONProvider(app)
     app.config["MAX_CONTENT_LENGTH"] = config.max_body_bytes
     app.extensions[APP_EXTENSION] = config
