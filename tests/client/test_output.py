@@ -24,6 +24,7 @@ pytestmark = pytest.mark.server
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 MLP_PATH = REPO_ROOT / "examples" / "mlp-3layer.spec.json"
+LLAMA_PATH = REPO_ROOT / "examples" / "llama-2-7b.spec.json"
 COMMAND = (sys.executable, "-m", "initlab_client.cli")
 ANSI_CODE = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 ELLIPSIS = "…"
@@ -181,6 +182,27 @@ def test_a_closed_pipe_ends_the_command_quietly_with_141(
     assert (status, errors) == (128 + 13, "")  # 128 + SIGPIPE, and no message.
 
 
+@pytest.mark.parametrize("form", ["--json", "--table"])
+def test_a_reader_that_stops_early_gives_141_not_a_silently_cut_answer(
+    live_server_url: str, form: str
+) -> None:
+    # `initlab ... | head -c 10`: the answer (about 250 KB) fills the pipe,
+    # the reader takes 10 bytes and goes; what was not written is an error.
+    args = [*COMMAND, "--url", live_server_url, "recommend", str(LLAMA_PATH)]
+    if form == "--json":
+        args.append("--json")
+    environment = {k: v for k, v in os.environ.items() if k != "INITLAB_URL"}
+    process = subprocess.Popen(
+        args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=environment
+    )
+    assert len(process.stdout.read(10)) == 10
+    process.stdout.close()
+    errors = process.stderr.read().decode()
+    status = process.wait(timeout=60)
+
+    assert (status, errors) == (141, "")
+
+
 def test_a_closed_pipe_met_at_exit_gives_141_without_a_warning(
     live_server_url: str,
 ) -> None:
@@ -227,8 +249,11 @@ FULL_DISK = (
         ["recommend", str(MLP_PATH), "--csv"],
         ["mup-table", str(MLP_PATH), "--lr", "0.01", "--csv"],
         ["schemes"],
+        ["--help"],  # Written by click itself.
+        ["--version"],
+        ["recommend", "--help"],
     ],
-    ids=["table", "json", "csv", "mup-csv", "schemes"],
+    ids=["table", "json", "csv", "mup-csv", "schemes", "help", "version", "cmd-help"],
 )
 def test_a_full_disk_gives_one_line_and_exit_5(
     live_server_url: str, args: list[str]

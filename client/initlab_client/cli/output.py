@@ -58,6 +58,31 @@ def writing(stream: IO[str] | None) -> Iterator[IO[str]]:
         raise UnwritableOutput(error) from error
 
 
+def write_whole(stream: IO[str], text: str) -> None:
+    """Write all of ``text`` to ``stream`` and flush it, or raise ``OSError``.
+
+    A text stream's ``write`` hides a short write of its binary buffer: a
+    large answer piped to a reader that stopped early (``| head``) was cut
+    after the pipe's 64 KiB with no error. Here the buffer's count is
+    followed, so the next write meets the closed pipe (BrokenPipeError).
+    """
+    buffer = getattr(stream, "buffer", None)
+    if buffer is None:  # A test runner's stream: all of it is taken.
+        stream.write(text)
+        stream.flush()
+        return
+
+    stream.flush()
+    encoded = text.encode(stream.encoding or "utf-8", stream.errors or "strict")
+    data = memoryview(encoded)
+    while data:
+        written = buffer.write(data)
+        if not written:
+            raise OSError(errno.EIO, "standard output took no more of the answer")
+        data = data[written:]
+    buffer.flush()
+
+
 def _is_terminal(stream: IO[str]) -> bool:
     try:
         return stream.isatty()
@@ -150,7 +175,7 @@ class Output:
             with self.console.capture() as captured:
                 self.console.print(*renderables)
             lines = captured.get().splitlines()
-            stdout.write("".join(line.rstrip() + "\n" for line in lines))
+            write_whole(stdout, "".join(line.rstrip() + "\n" for line in lines))
 
     def _unbounded(self, renderable: Any) -> Any:
         """``renderable``, or a table made as wide as its unbreakable cells need."""
@@ -188,8 +213,7 @@ class Output:
     def json(self, data: Any) -> None:
         """``data`` as indented JSON: the service's answer, every digit kept."""
         with writing(self.stdout) as stdout:
-            stdout.write(json.dumps(data, indent=2) + "\n")
-            stdout.flush()
+            write_whole(stdout, json.dumps(data, indent=2) + "\n")
 
     def csv(self, header: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
         """A CSV table (RFC 4180, as :meth:`MupTable.to_csv` writes) on stdout."""
