@@ -1163,6 +1163,18 @@ def test_a_4xx_that_is_no_problem_asks_whether_the_url_is_an_initlab_service(
     )
 
 
+def test_a_501_page_asks_the_same_question(canned: CannedService) -> None:
+    # http.server answers a POST so: it is no initlab service.
+    canned.status = 501
+    canned.content_type = "text/html"
+    canned.body = b"<html>Unsupported method ('POST')</html>"
+
+    result = run("--url", canned.url, "--retries", "0", "recommend", str(MLP_PATH))
+
+    assert result.exit_code == 3
+    assert f"is {canned.url} the address of an initlab service?" in result.stderr
+
+
 def test_a_problem_of_the_service_gets_no_such_question(canned: CannedService) -> None:
     canned.problem(404, "Not found", "req-404")
 

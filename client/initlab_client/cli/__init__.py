@@ -78,6 +78,12 @@ def main(args: Sequence[str] | None = None) -> None:
 
     try:
         cli.main(args=None if args is None else list(args), prog_name="initlab")
+    except OSError as error:
+        # Written by click itself (--help, --version) to a full disk: the
+        # commands' own writes are handled where they run.
+        quiet_closed_output()
+        sys.stderr.write(unwritable_output_message(error) + "\n")
+        raise SystemExit(EXIT_UNWRITABLE_OUTPUT) from None
     finally:
         # What is still buffered is written now, not at exit, where a closed
         # pipe would print "Exception ignored ... BrokenPipeError".

@@ -14,6 +14,7 @@ import errno
 import sys
 import textwrap
 import traceback
+from pathlib import Path
 from typing import Any
 
 import click
@@ -192,7 +193,9 @@ def _problem(error: APIError, where: str) -> Failure:
         lines.append(f"  give the service's API key with --api-key or {API_KEY_ENV}")
     if error.request_id:
         lines.append(f"  request id: {error.request_id}")
-    if error.type is None and error.status < 500:
+    # 501: a server that does not take the method (an initlab service never
+    # answers it); other 5xx pages may be a proxy's in front of a service.
+    if error.type is None and (error.status < 500 or error.status == 501):
         content_type = (
             ""
             if error.response is None
@@ -237,9 +240,25 @@ class InitlabGroup(click.Group):
                 # The reader of stdout went away (| head): stop quietly.
                 quiet_closed_output()
                 raise click.exceptions.Exit(EXIT_CLOSED_OUTPUT) from None
+            if _from_click_output(error):
+                # Written by click itself (a command's --help) to a full disk.
+                quiet_closed_output()
+                raise Failure(
+                    EXIT_UNWRITABLE_OUTPUT, unwritable_output_message(error)
+                ) from None
             raise _failure(ctx, error) from error
         except Exception as error:
             raise _failure(ctx, error) from error
+
+
+def _from_click_output(error: OSError) -> bool:
+    """Whether ``error`` was raised by click writing (its ``echo``: a help
+    text, the version), which goes to standard output."""
+    innermost = traceback.extract_tb(error.__traceback__)[-1:]
+    return any(
+        frame.name == "echo" and Path(frame.filename).parent.name == "click"
+        for frame in innermost
+    )
 
 
 def _failure(ctx: click.Context, error: Exception) -> Failure:
