@@ -777,6 +777,14 @@ def test_head_the_model_type_does_not_have():
     assert "the t5 heads are default, lm, none" in problem.message
 
 
+def test_a_wrong_head_names_the_head_default_builds_for_this_config():
+    # This ViT config lists ViTForImageClassification: its default is the
+    # classifier, not the pooler of a bare ViTModel.
+    problem = only_problem(config("vit-base-patch16-224.json"), "lm")
+
+    assert problem.message.endswith('(default builds "classifier" for this config)')
+
+
 def test_misspelt_head_and_head_of_the_wrong_type():
     misspelt = only_problem(config("vit-base-patch16-224.json"), "poolr")
     not_text = only_problem(config("vit-base-patch16-224.json"), 3)

@@ -261,12 +261,11 @@ def _head(
     A head the type does not have is a problem recorded on ``reader``.
     """
     allowed = ", ".join(("default", *kind.heads))
+    default = kind.default_head
+    if model_type == "vit" and reader.lists_architecture("ViTForImageClassification"):
+        default = "classifier"
     if head == "default":
-        if model_type == "vit" and reader.lists_architecture(
-            "ViTForImageClassification"
-        ):
-            return "classifier"
-        return kind.default_head
+        return default
     if isinstance(head, str) and head in kind.heads:
         return head
 
@@ -281,13 +280,13 @@ def _head(
         FieldProblem(
             ("head",),
             f"{message}; the {model_type} heads are {allowed} (default builds"
-            f" {json_value(kind.default_head)})",
+            f" {json_value(default)} for this config)",
             value=head,
             allowed=allowed,
         )
     )
     # Read the config as for the default head, so one answer lists every problem.
-    return kind.default_head
+    return default
 
 
 # --- Reading a config as transformers' config classes do ---------------------
