@@ -159,14 +159,26 @@ def test_a_preset_stands_in_for_a_spec(api: ContractClient) -> None:
 
 
 @pytest.mark.parametrize(
-    ("name", "source", "broken_at"),
+    ("name", "source", "shape", "broken_at"),
     [
-        ("t5-small", "huggingface:t5", "/layers/1/layers/0"),
-        ("vit-base-patch16-224", "huggingface:vit", "/layers/0/layers/0/layers/1"),
+        (
+            "t5-small",
+            "huggingface:t5",
+            "T5 is an encoder and a decoder, which reads the encoder's output"
+            " beside its own",
+            "/layers/1/layers/0",
+        ),
+        (
+            "vit-base-patch16-224",
+            "huggingface:vit",
+            "ViT starts with a patch embedding (a convolution over the image) and"
+            " a class token beside the patches",
+            "/layers/0/layers/0/layers/1",
+        ),
     ],
 )
 def test_statistics_of_an_import_beyond_one_stack_say_why(
-    api: ContractClient, name: str, source: str, broken_at: str
+    api: ContractClient, name: str, source: str, shape: str, broken_at: str
 ) -> None:
     response = api.post(
         "/v1/statistics",
@@ -183,8 +195,8 @@ def test_statistics_of_an_import_beyond_one_stack_say_why(
     # points at the import, quoting where in the built spec it broke.
     assert body["detail"] == (
         "The statistics follow one stack of layers whose widths chain from its"
-        f" input, and the spec that /spec/import builds ({source}) is not one"
-        " (see errors for where it breaks). /v1/recommendations and"
+        f" input, and the spec that /spec/import builds ({source}) is not one:"
+        f" {shape} (see errors for where it breaks). /v1/recommendations and"
         " /v1/mup/table take it; for statistics, write the part to follow as"
         " a spec."
     )

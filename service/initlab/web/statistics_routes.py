@@ -155,6 +155,15 @@ def post_statistics() -> Response:
     return _json_response(StatisticsResponseSchema(), answer)
 
 
+#: What makes an imported architecture more than one stack, where known.
+_NOT_ONE_STACK = {
+    "huggingface:t5": "T5 is an encoder and a decoder, which reads the encoder's"
+    " output beside its own",
+    "huggingface:vit": "ViT starts with a patch embedding (a convolution over"
+    " the image) and a class token beside the patches",
+}
+
+
 def _beyond_one_stack(problem: Problem) -> Problem:
     """``problem``, saying why when the spec the statistics cannot follow was
     built by an import or a preset (T5's encoder and decoder, ViT's patch
@@ -165,11 +174,14 @@ def _beyond_one_stack(problem: Problem) -> Problem:
     ):
         return problem
     where, built_by = source
+    shape = _NOT_ONE_STACK.get(built_by)
+    why = "" if shape is None else f": {shape}"
     problem.detail = (
         f"The statistics follow one stack of layers whose widths chain from its"
-        f" input, and the spec that {where} builds ({built_by}) is not one (see"
-        f" errors for where it breaks). /v1/recommendations and /v1/mup/table"
-        f" take it; for statistics, write the part to follow as a spec."
+        f" input, and the spec that {where} builds ({built_by}) is not one{why}"
+        f" (see errors for where it breaks). /v1/recommendations and"
+        f" /v1/mup/table take it; for statistics, write the part to follow as a"
+        f" spec."
     )
 
     return problem
