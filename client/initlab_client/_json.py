@@ -49,6 +49,28 @@ def json_ready(value: Any, pointer: str = "", max_depth: int = MAX_DEPTH) -> Any
     return _ready(value, pointer, 1, max_depth, set())
 
 
+def _shown(value: Any) -> str:
+    """``value`` as a spec file would write it: 1, null, true, 2024-01-15."""
+    if value is None or isinstance(value, bool | int):
+        return json.dumps(value)
+    if isinstance(value, datetime.date | datetime.time):
+        return value.isoformat()
+    return repr(value)
+
+
+def _kind(value: Any) -> str:
+    """What ``value`` is, in JSON's words where it has them."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, numbers.Number):
+        return "a number"
+    if isinstance(value, datetime.date | datetime.time):
+        return f"a {type(value).__name__}"
+    return f"a Python {type(value).__name__}"
+
+
 def _ready(
     value: Any, pointer: str, depth: int, max_depth: int, enclosing: set[int]
 ) -> Any:
@@ -103,7 +125,8 @@ def _ready(
             if not isinstance(key, str):
                 raise NotJSON(
                     pointer,
-                    f"the key {key!r} is a {type(key).__name__}; JSON keys are strings",
+                    f"the key {_shown(key)} is {_kind(key)}; JSON keys are strings:"
+                    f" write it as the string {json.dumps(_shown(key))}",
                 )
             where = f"{pointer}/{_escaped(key)}"
             ready[key] = _ready(item, where, depth + 1, max_depth, enclosing)

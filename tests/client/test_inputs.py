@@ -100,11 +100,26 @@ def test_numpy_numbers_in_a_plain_spec_are_sent_as_json_numbers() -> None:
     )
 
 
-def test_a_non_string_key_is_refused() -> None:
+@pytest.mark.parametrize(
+    ("key", "said"),
+    [
+        (1, 'the key 1 is a number; JSON keys are strings: write it as the string "1"'),
+        (
+            datetime.date(2024, 1, 15),
+            "the key 2024-01-15 is a date; JSON keys are strings: write it as the"
+            ' string "2024-01-15"',
+        ),
+        (None, "the key null is null; JSON keys"),
+        (True, "the key true is a boolean; JSON keys"),
+    ],
+)
+def test_a_non_string_key_is_refused_in_jsons_words(key: object, said: str) -> None:
     client, _ = recording_client()
 
-    with pytest.raises(InvalidRequest, match=r"/spec/dims: the key 1 is a int"):
-        client.recommend({"dims": {1: 768}, "layers": [LINEAR]})
+    with pytest.raises(InvalidRequest) as caught:
+        client.recommend({"dims": {key: 768}, "layers": [LINEAR]})
+
+    assert f"not sent: /spec/dims: {said}" in str(caught.value)
 
 
 def test_a_list_that_contains_itself_is_refused_with_its_pointer() -> None:
