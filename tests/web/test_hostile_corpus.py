@@ -371,7 +371,7 @@ FIELD_CASES: list[tuple[str, str, Any, str, str, str | None]] = [
     ("specs-expand", "preset-nul", {"preset": "\u0000"}, "/preset",
      'unknown preset "\\u0000"; allowed: mlp, resnet, transformer', None),
     ("specs-expand", "no-preset", {}, "/preset",
-     "unknown preset null; allowed: mlp, resnet, transformer", None),
+     "missing: name the preset, one of mlp, resnet, transformer", None),
     ("specs-expand", "depth-10-to-the-9", {"preset": "transformer", "n_layer": 10**9},
      "/n_layer", "n_layer must be an integer from 1 to 10000; got 1000000000", None),
 ]  # fmt: skip

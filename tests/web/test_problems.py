@@ -279,6 +279,13 @@ def test_a_doubled_slash_is_a_404_problem_not_a_redirect(
     )
 
 
+def test_a_path_in_capitals_is_pointed_at_the_one_meant(api: ContractClient) -> None:
+    response = api.get("/V1/Schemes", conforms=False)
+
+    body = problem_of(response, 404, "not-found")
+    assert "(did you mean /v1/schemes?)" in body["detail"]
+
+
 def test_a_path_like_none_served_gets_no_suggestion(api: ContractClient) -> None:
     response = api.get("/nothing/here", conforms=False)
 

@@ -303,6 +303,15 @@ def test_a_detail_naming_an_error_inside_a_built_spec_names_it_as_moved(
     assert [error.pointer for error in problem.errors] == ["/spec/import"]
 
 
+def test_expanding_without_a_preset_says_it_is_missing(api: ContractClient) -> None:
+    response = api.post("/v1/specs/expand", json_body={"width": 8}, conforms=None)
+
+    assert problem(response, "/preset") == (
+        "missing: name the preset, one of mlp, resnet, transformer (GET"
+        " /v1/presets lists their parameters)"
+    )
+
+
 def test_the_presets_are_listed_with_their_parameters(api: ContractClient) -> None:
     presets = api.get("/v1/presets").get_json()["presets"]
     by_name = {preset["name"]: preset for preset in presets}

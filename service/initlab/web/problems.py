@@ -332,7 +332,8 @@ def from_http_exception(
 
     where = "this path" if path is None else json_value(path)
     if status == 404:
-        like = closest(path, paths)
+        # The service's paths are lower case: /V1/Schemes is /v1/schemes.
+        like = closest(path.lower(), paths) if path is not None else None
         hint = "" if like is None else f" (did you mean {like}?)"
         detail = (
             f"No resource at {where}{hint}; see /openapi.yaml for the paths served."

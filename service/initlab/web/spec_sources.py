@@ -272,6 +272,15 @@ def preset_source(
     the spec at ``path`` is the preset's."""
     from initlab.core.importers.presets import PRESETS
 
+    if name is None:
+        raise problems.invalid_input_problem(
+            InvalidInput.at(
+                (*path, *name_path),
+                f"missing: name the preset, one of {', '.join(PRESETS)}"
+                " (GET /v1/presets lists their parameters)",
+                allowed=", ".join(PRESETS),
+            )
+        )
     if not isinstance(name, str) or name not in PRESETS:
         close = closest(name, PRESETS)
         hint = f"; did you mean {json_value(close)}?" if close else ""
