@@ -269,6 +269,19 @@ def test_a_size_given_outright_is_blamed_on_the_number_that_gives_it(
     problem(response, "/config/n_inner")
 
 
+def test_a_config_of_very_many_numbers_is_not_traced(api: ContractClient) -> None:
+    # Each number traced costs a build: a body of thousands would make every
+    # refusal slow. The problem stays with the import, saying where it broke.
+    padding = {f"unused_{index}": index for index in range(5000)}
+    config = {**hf_config("gpt2-small"), "n_layer": 10**9, **padding}
+
+    response = api.post(
+        "/v1/specs/import", json_body={"format": "huggingface", "config": config}
+    )
+
+    assert "breaks a rule at /layers/2/count: over the limit" in problem(response, "")
+
+
 def test_a_limit_of_the_whole_built_spec_stays_with_the_import(
     api: ContractClient,
 ) -> None:

@@ -23,6 +23,9 @@ from initlab.web.problems import FieldError, Problem
 from initlab.web.schemas.imports import ImportRequestSchema
 
 SOURCE_KEYS = ("import", "preset")
+#: The most given numbers a problem is traced through (a Hugging Face config
+#: has 12 to 20; each costs a build of the spec, well under 1 ms).
+MAX_TRACED_NUMBERS = 64
 
 
 def is_spec_source(value: Any) -> bool:
@@ -155,10 +158,12 @@ def _cause(built: _Built, built_at: str) -> Path | None:
     Each given number in turn is changed and the spec built again: a number is
     a cause when the size there changes with it (or when the build fails, so
     that it cannot be told). ``None`` unless exactly one number is a cause:
-    the problem then stays with the import or preset as a whole.
+    the problem then stays with the import or preset as a whole. A request
+    giving more than :data:`MAX_TRACED_NUMBERS` numbers is not traced, so
+    that a body of many numbers cannot make a refusal cost a build for each.
     """
     size = _size_at(built.imported.spec, built_at)
-    if size is None:
+    if size is None or len(built.numbers) > MAX_TRACED_NUMBERS:
         return None
     causes = []
     for where, number in built.numbers.items():
