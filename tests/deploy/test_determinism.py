@@ -111,6 +111,10 @@ def two_workers_of_one_thread(
         "GUNICORN_THREADS": "1",
         # One thread leaves none beside a gate: every computation runs at once.
         "INITLAB_MAX_RUNNING_COMPUTATIONS": "0",
+        # Every answer computed by the worker that takes it: a replayed answer
+        # is the same bytes trivially, and takes so little time that one
+        # worker could answer every request while the other sleeps.
+        "INITLAB_RESPONSE_CACHE_BYTES": "0",
         "PYTHONHASHSEED": hash_seed,
     }
     return running_service(serve_command, environment, log_dir, ACCESS_LOG)
