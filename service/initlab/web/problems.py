@@ -206,6 +206,13 @@ def json_pointer(path: Iterable[str | int]) -> str:
     )
 
 
+def pointer_path(pointer: str) -> list[str]:
+    """The parts of an RFC 6901 pointer, the reverse of :func:`json_pointer`."""
+    return [
+        part.replace("~1", "/").replace("~0", "~") for part in pointer.split("/")[1:]
+    ]
+
+
 def describe_value(value: Any) -> str:
     """A short JSON rendering of a value for an error message (``json_value``)."""
     return json_value(value)

@@ -9,6 +9,7 @@ spec-language data, with problems pointing into the request
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -66,6 +67,19 @@ class _Built:
     numbers: Mapping[Path, int | float]
     rebuild: Callable[[Path, int | float], Mapping[str, Any]]
 
+    @functools.cached_property
+    def variants(self) -> dict[Path, Mapping[str, Any] | None]:
+        """The spec built again with each given number doubled (0 made 1), by
+        the number's path; ``None`` where that build fails. Built once, for
+        every problem of the request."""
+        found: dict[Path, Mapping[str, Any] | None] = {}
+        for where, number in self.numbers.items():
+            try:
+                found[where] = self.rebuild(where, 2 * number if number else 1)
+            except Exception:  # Any failure: what it would change is unknown.
+                found[where] = None
+        return found
+
 
 def remember_source(
     path: Path,
@@ -112,9 +126,9 @@ def repoint_problem(problem: Problem) -> Problem:
     A user who sent ``{"import": ...}`` cannot follow ``/spec/layers/2/count``:
     such an error points at ``/spec/import`` and quotes where in the built spec
     the rule broke (POST /v1/specs/import shows that spec); at the number
-    given there, ``/spec/import/config/n_layer``, when the broken value is
-    that one number. A detail that named the first error is written again
-    from the moved one.
+    given there, ``/spec/import/config/n_layer``, when that one number
+    decides the broken size. A detail that named the first error is written
+    again from the moved one.
     """
     built: _Built | None = g.get("spec_source")
     if built is None:
@@ -165,25 +179,18 @@ def _cause(built: _Built, built_at: str) -> Path | None:
     size = _size_at(built.imported.spec, built_at)
     if size is None or len(built.numbers) > MAX_TRACED_NUMBERS:
         return None
-    causes = []
-    for where, number in built.numbers.items():
-        try:
-            other = built.rebuild(where, 2 * number if number else 1)
-        except Exception:  # Any failure: whether it is a cause cannot be told.
-            causes.append(where)
-            continue
-        if _size_at(other, built_at) != size:
-            causes.append(where)
+    causes = [
+        where
+        for where, other in built.variants.items()
+        if other is None or _size_at(other, built_at) != size
+    ]
 
     return causes[0] if len(causes) == 1 else None
 
 
 def _size_at(spec: Mapping[str, Any], pointer: str) -> int | float | None:
     """The number at ``pointer`` in a spec, a dim's name read from ``dims``."""
-    parts = [
-        part.replace("~1", "/").replace("~0", "~") for part in pointer.split("/")[1:]
-    ]
-    value = problems.value_at(spec, parts)
+    value = problems.value_at(spec, problems.pointer_path(pointer))
     dims = spec.get("dims")
     if isinstance(value, str) and isinstance(dims, Mapping):
         value = dims.get(value)
