@@ -18,6 +18,7 @@ import importlib.util
 import os
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from .._extras import install_command
 
@@ -81,9 +82,7 @@ def main(args: Sequence[str] | None = None) -> None:
     except OSError as error:
         # Written by click itself (--help, --version) to a full disk: the
         # commands' own writes are handled where they run.
-        quiet_closed_output()
-        sys.stderr.write(unwritable_output_message(error) + "\n")
-        raise SystemExit(EXIT_UNWRITABLE_OUTPUT) from None
+        _stop_unwritable(error)
     finally:
         # What is still buffered is written now, not at exit, where a closed
         # pipe would print "Exception ignored ... BrokenPipeError".
@@ -94,9 +93,14 @@ def main(args: Sequence[str] | None = None) -> None:
             quiet_closed_output()
             raise SystemExit(EXIT_CLOSED_OUTPUT) from None
         except OSError as error:
-            quiet_closed_output()
-            sys.stderr.write(unwritable_output_message(error) + "\n")
-            raise SystemExit(EXIT_UNWRITABLE_OUTPUT) from None
+            _stop_unwritable(error)
+
+
+def _stop_unwritable(error: OSError) -> NoReturn:
+    """Exit with :data:`EXIT_UNWRITABLE_OUTPUT`, saying why on stderr."""
+    quiet_closed_output()
+    sys.stderr.write(unwritable_output_message(error) + "\n")
+    raise SystemExit(EXIT_UNWRITABLE_OUTPUT) from None
 
 
 def unwritable_output_message(error: OSError | None) -> str:

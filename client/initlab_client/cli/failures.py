@@ -231,10 +231,7 @@ class InitlabGroup(click.Group):
         except (click.ClickException, click.exceptions.Exit, click.Abort):
             raise
         except UnwritableOutput as unwritable:
-            quiet_closed_output()
-            raise Failure(
-                EXIT_UNWRITABLE_OUTPUT, unwritable_output_message(unwritable.error)
-            ) from None
+            raise _unwritable(unwritable.error) from None
         except OSError as error:
             if error.errno == errno.EPIPE:
                 # The reader of stdout went away (| head): stop quietly.
@@ -242,13 +239,17 @@ class InitlabGroup(click.Group):
                 raise click.exceptions.Exit(EXIT_CLOSED_OUTPUT) from None
             if _from_click_output(error):
                 # Written by click itself (a command's --help) to a full disk.
-                quiet_closed_output()
-                raise Failure(
-                    EXIT_UNWRITABLE_OUTPUT, unwritable_output_message(error)
-                ) from None
+                raise _unwritable(error) from None
             raise _failure(ctx, error) from error
         except Exception as error:
             raise _failure(ctx, error) from error
+
+
+def _unwritable(error: OSError | None) -> Failure:
+    """The failure of an answer standard output did not take; what is still
+    buffered for it goes to the null device."""
+    quiet_closed_output()
+    return Failure(EXIT_UNWRITABLE_OUTPUT, unwritable_output_message(error))
 
 
 def _from_click_output(error: OSError) -> bool:
